@@ -1,0 +1,264 @@
+"""Random-access image sources: embedded digits, image folders and TFDS datasets.
+
+Every source returns uint8 NHWC arrays already at the model's resolution and channel count,
+so the feeding code never sees a decoder. Sources are random access (`source[indices]`)
+because the trainer draws its own deterministic per-epoch permutations; there is no iterator
+state to checkpoint.
+
+Images go through one path (`prepare_image`): to PIL, convert to 'L' or 'RGB' (grey, RGBA
+and palette files all work; 3 -> 1 is PIL's ITU-R 601 luma, round(0.299R + 0.587G + 0.114B);
+1 -> 3 repeats), optional centre crop, bilinear resize to R x R (aspect ratio not kept, as in
+the reference code). TensorFlow Datasets is imported only for TFDS names, so digits and
+folders also work where it is not installed.
+"""
+
+import concurrent.futures
+import functools
+import io
+import logging
+import math
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+from gans.errors import UserError
+
+_IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp'})
+_KNOWN_TFDS = ('mnist', 'fashion_mnist', 'svhn_cropped', 'cifar10', 'celeb_a',
+               'oxford_flowers102', 'lsun/<scene>', 'cycle_gan/<pair>')
+# PIL's bad-file errors: truncated data is OSError, broken PNG chunks SyntaxError.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -> np.ndarray:
+  """Converts a numpy HW/HWC uint8 array, PIL image or encoded bytes to uint8 [R, R, C].
+
+  `center_crop` > 0 first cuts the central `center_crop` square (clamped to the image), the
+  usual CelebA preprocessing (140 on its 178x218 faces) so that faces fill 64/128 px frames.
+  """
+  if isinstance(image, bytes):
+    image = Image.open(io.BytesIO(image))
+  elif not isinstance(image, Image.Image):
+    array = np.asarray(image)
+    image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+  image = image.convert('L' if channels == 1 else 'RGB')
+  if center_crop:
+    width, height = image.size
+    size = min(center_crop, width, height)
+    left, top = (width - size) // 2, (height - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+  if image.size != (resolution, resolution):
+    image = image.resize((resolution, resolution), Image.BILINEAR)
+  return np.asarray(image, np.uint8).reshape(resolution, resolution, channels)
+
+
+@functools.cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+  """One shared decode pool: PIL releases the GIL while decoding and resizing."""
+  return concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1), 'gans-decode')
+
+
+def _first_fraction(n: int, percentage: float) -> int:
+  """How many leading examples `percentage` selects: ceil(n * p / 100), at least 1."""
+  if not 0 < percentage <= 100:
+    raise UserError(f'data.percentage must be in (0, 100], got {percentage}')
+  return max(1, math.ceil(n * percentage / 100))
+
+
+class ImageSource:
+  """Random-access images: `source[indices]` -> uint8 [len(indices), R, R, C]."""
+
+  name: str
+  resolution: int
+  channels: int
+
+  def __len__(self) -> int:
+    raise NotImplementedError
+
+  def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  def load_all(self, chunk: int = 1024) -> np.ndarray:
+    """All images as one array, for datasets small enough to live on the devices.
+
+    Filled chunk by chunk into one preallocated array, so the peak is the result itself.
+    """
+    out = np.empty((len(self), self.resolution, self.resolution, self.channels), np.uint8)
+    for start in range(0, len(self), chunk):
+      out[start:start + chunk] = self[np.arange(start, min(start + chunk, len(self)))]
+    return out
+
+
+class _DecodingSource(ImageSource):
+  """Shared by folders and TFDS: decodes one image per index on the thread pool."""
+
+  center_crop: int
+
+  def _image(self, index: int) -> np.ndarray:
+    """Image `index` as uint8 [R, R, C]."""
+    raise NotImplementedError
+
+  def _prepare(self, image) -> np.ndarray:
+    return prepare_image(image, self.resolution, self.channels, self.center_crop)
+
+  def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+    images = list(_pool().map(self._image, np.asarray(indices).reshape(-1).tolist()))
+    if not images:
+      return np.empty((0, self.resolution, self.resolution, self.channels), np.uint8)
+    return np.stack(images)
+
+
+class DigitsSource(ImageSource):
+  """scikit-learn's 1,797 8x8 handwritten digits (UCI), held in memory at full size.
+
+  They ship inside scikit-learn, so the default run needs no network and no preparation.
+  """
+
+  def __init__(self, resolution: int, channels: int, percentage: float = 100.0,
+               center_crop: int = 0):
+    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    raw = load_digits().images  # float 0..16, [1797, 8, 8]
+    raw = raw[:_first_fraction(len(raw), percentage)]
+    grey = np.round(raw * 255 / 16).astype(np.uint8)
+    self.name, self.resolution, self.channels = 'digits', resolution, channels
+    self._images = np.stack([prepare_image(x, resolution, channels, center_crop) for x in grey])
+    self._images.flags.writeable = False  # load_all hands out this array itself, not a copy
+
+  def __len__(self) -> int:
+    return len(self._images)
+
+  def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+    return self._images[np.asarray(indices)]
+
+  def load_all(self, chunk: int = 1024) -> np.ndarray:
+    return self._images
+
+
+def _check_image(path: str) -> bool:
+  """True when the file decodes completely (`verify()` alone misses truncation)."""
+  try:
+    with Image.open(path) as image:
+      image.load()
+    return True
+  except _DECODE_ERRORS:
+    return False
+
+
+class FolderSource(_DecodingSource):
+  """Image files under a folder, recursively (flat, or one sub-folder per class).
+
+  Every file is decoded once at construction; unreadable ones are skipped with a warning
+  so one bad download does not stop a long run mid-epoch, but a mostly-bad folder is an error.
+  `percentage` selects from the sorted file list before that check, so a small fraction of a
+  huge folder is cheap to open.
+  """
+
+  def __init__(self, path: str, resolution: int, channels: int, percentage: float = 100.0,
+               center_crop: int = 0):
+    if not path:
+      raise UserError("data.name='folder' needs a folder: set --config.data.path=DIR")
+    root = pathlib.Path(path).expanduser()
+    if not root.is_dir():
+      raise UserError(f'image folder {str(root)!r} does not exist; check --config.data.path')
+    files = sorted(str(f) for f in root.rglob('*')
+                   if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file())
+    if not files:
+      raise UserError(f'image folder {str(root)!r} has no images '
+                      f'({", ".join(sorted(_IMAGE_SUFFIXES))}); check --config.data.path')
+    files = files[:_first_fraction(len(files), percentage)]
+    readable = list(_pool().map(_check_image, files))
+    bad = [f for f, ok in zip(files, readable) if not ok]
+    if 2 * len(bad) > len(files):
+      raise UserError(f'{len(bad)} of {len(files)} images in {str(root)!r} could not be read '
+                      f'(first: {bad[0]}); check that the folder holds valid image files')
+    if bad:
+      logging.getLogger(__name__).warning(
+          'skipped %d of %d images that could not be read: first: %s', len(bad), len(files),
+          bad[0])
+    self.name, self.resolution, self.channels = f'folder:{root}', resolution, channels
+    self.center_crop = center_crop
+    self._files = [f for f, ok in zip(files, readable) if ok]
+
+  def __len__(self) -> int:
+    return len(self._files)
+
+  def _image(self, index: int) -> np.ndarray:
+    with Image.open(self._files[index]) as image:
+      return self._prepare(image)
+
+
+class TfdsSource(_DecodingSource):
+  """A prepared TFDS split read through `tfds.data_source` (array_record: random access).
+
+  `download=False` always: offline, a download attempt retries for minutes before failing,
+  while a missing dataset should be a one-line error at once.
+  """
+
+  def __init__(self, name: str, resolution: int, channels: int, split: str = 'train',
+               data_dir: str | None = None, image_key: str = 'image',
+               percentage: float = 100.0, center_crop: int = 0):
+    self._records = _open_tfds(name, split, data_dir)
+    if not len(self._records):
+      raise UserError(f'TFDS dataset {name!r} split {split!r} is empty')
+    first = self._records[0]
+    if image_key not in first:
+      raise UserError(f'TFDS dataset {name!r} has no feature {image_key!r}; its features are '
+                      f'{", ".join(sorted(first))}: set --config.data.image_key')
+    self.name, self.resolution, self.channels = f'tfds:{name}', resolution, channels
+    self.center_crop = center_crop
+    self._image_key = image_key
+    self._length = _first_fraction(len(self._records), percentage)
+
+  def __len__(self) -> int:
+    return self._length
+
+  def _image(self, index: int) -> np.ndarray:
+    return self._prepare(self._records[index][self._image_key])
+
+
+def _open_tfds(name: str, split: str, data_dir: str | None):
+  """`tfds.data_source` with its failures turned into one-line UserErrors."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise UserError(f'TFDS dataset {name!r} needs tensorflow-datasets: '
+                    'pip install tensorflow-datasets (or use data.name=digits|folder)') from e
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise UserError(f'unknown TFDS dataset {name!r}; known image datasets include '
+                    f'{", ".join(_KNOWN_TFDS)} (or data.name=digits|folder)') from e
+  except NotImplementedError as e:
+    # Raised both when nothing is prepared and when it was prepared as tfrecord (the default
+    # of `tfds build`), which only TensorFlow can read.
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+      raise UserError(
+          f'TFDS dataset {name!r} in {builder.data_dir} is in tfrecord format, which needs '
+          'TensorFlow; convert it once: `tfds convert_format --dataset_version_dir='
+          f'{builder.data_dir} --out_file_format=array_record`') from e
+    raise UserError(
+        f'TFDS dataset {name!r} is not prepared in {builder.data_dir}; prepare it once with '
+        f'internet: `tfds build {name} --file_format=array_record` (needs tensorflow), or set '
+        '--config.data.data_dir') from e
+  except (ValueError, AssertionError) as e:  # unknown config, version or split
+    raise UserError(f'TFDS cannot open {name!r} split {split!r}: '
+                    f'{str(e).strip().splitlines()[0]}') from e
+
+
+def make_source(data_config, resolution: int, channels: int) -> ImageSource:
+  """The source `data_config.name` names: 'digits', 'folder' or a TFDS name."""
+  if channels not in (1, 3):
+    raise UserError(f'channels must be 1 or 3, got {channels}')
+  common = dict(resolution=resolution, channels=channels,
+                percentage=data_config.get('percentage', 100.0),
+                center_crop=data_config.get('center_crop', 0))
+  if data_config.name == 'digits':
+    return DigitsSource(**common)
+  if data_config.name == 'folder':
+    return FolderSource(data_config.get('path', ''), **common)
+  return TfdsSource(data_config.name, split=data_config.get('split', 'train'),
+                    data_dir=data_config.get('data_dir') or None,
+                    image_key=data_config.get('image_key', 'image'), **common)

@@ -1,0 +1,44 @@
+"""PNG sheets a person can look at. Values in [-1, 1] are clamped and mapped to 0..255 as they
+are: no per-image re-stretching (the reference's scale_each=True distorts colours)."""
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images):
+  """[-1, 1] floats -> uint8, clamped, with the same affine map for every image."""
+  x = (np.clip(np.asarray(images, np.float32), -1.0, 1.0) + 1.0) * 127.5
+  return np.rint(x).astype(np.uint8)
+
+
+def upsample(images, factor):
+  """Nearest-neighbour enlargement of a NHWC batch, so small scales are visible at full size."""
+  return np.repeat(np.repeat(np.asarray(images), factor, axis=1), factor, axis=2)
+
+
+def scales_side_by_side(scales):
+  """[N, R, d*R, C]: each sample's scales (low -> high) upsampled to full size, left to right."""
+  full = scales[-1].shape[1]
+  return np.concatenate([upsample(s, full // s.shape[1]) for s in scales], axis=2)
+
+
+def grid(images, ncol=None, pad=1):
+  """Tile a NHWC uint8 batch into one image, `pad` black pixels between tiles."""
+  n, h, w, c = images.shape
+  ncol = ncol or int(math.ceil(math.sqrt(n)))
+  nrow = int(math.ceil(n / ncol))
+  out = np.zeros((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), np.uint8)
+  for i, img in enumerate(images):
+    r, col = divmod(i, ncol)
+    out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = img
+  return out
+
+
+def save_grid(images, path, ncol=None):
+  """Write a sheet of [-1, 1] images to path (directories created); returns the path."""
+  sheet = grid(to_uint8(images), ncol)
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(path)
+  return path

@@ -1,0 +1,166 @@
+"""Building blocks shared by the models: equalized-lr convs, PixelNorm, minibatch stddev, resampling.
+
+Parameters are kept in float32; every layer casts its kernel and input to the module's `dtype`
+at the point of use, so bfloat16 compute costs nothing in optimizer precision. Layouts are NHWC.
+"""
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+GAIN = math.sqrt(2.0)  # BMSG-GAN uses gain sqrt(2) on every layer, linear ones included.
+
+
+def leaky_relu(x):
+  return nn.leaky_relu(x, 0.2)
+
+
+def _torch_default_init(fan_in):
+  """PyTorch's Conv2d default (kaiming_uniform, a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _count_flops(module, per_image):
+  """Record a layer's multiply-add FLOPs per image in the 'flops' collection, when asked for.
+
+  gans.bench applies the models with mutable=['flops'] to get the model's own FLOP count.
+  """
+  if module.is_mutable_collection('flops') and not module.is_initializing():
+    module.sow('flops', 'conv', float(per_image))
+
+
+def _l2_normalize(v):
+  return v * jax.lax.rsqrt(jnp.sum(v * v) + 1e-24)
+
+
+def spectral_normalize(module, w):
+  """w / sigma_max(w) for a (fan, out) matrix, by one power iteration per call on a persistent u.
+
+  u lives in the module's 'spectral' collection and advances only when that collection is
+  mutable (training); the singular value does not depend on the order of w's rows, so any
+  flattening of a kernel that keeps the output axis last gives PyTorch's value.
+  """
+  u_var = module.variable('spectral', 'u', lambda: _l2_normalize(
+      jax.random.normal(module.make_rng('params'), (w.shape[1],))))
+  u = u_var.value
+  v = _l2_normalize(w @ u)
+  u = _l2_normalize(w.T @ v)
+  if module.is_mutable_collection('spectral') and not module.is_initializing():
+    u_var.value = u
+  u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
+  return w / (v @ w @ u)
+
+
+class EqConv(nn.Module):
+  """Conv with optional equalized learning rate and spectral normalisation.
+
+  Equalized: weights stored as N(0, 1) and multiplied by gain/sqrt(fan_in) at run time, so
+  Adam sees unit-scale parameters (ProGAN/BMSG-GAN). Not equalized: PyTorch's default init
+  (MSG-GAN v1). Spectral norm divides the kernel by its largest singular value, estimated by one
+  power iteration per call on a persistent `u` kept in the 'spectral' collection.
+  """
+  features: int
+  kernel_size: int = 3
+  padding: Any = 'SAME'
+  dilation: int = 1
+  use_bias: bool = True
+  equalized: bool = True
+  spectral_norm: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    k, cin = self.kernel_size, x.shape[-1]
+    fan_in = k * k * cin
+    shape = (k, k, cin, self.features)
+    if self.equalized:
+      kernel = self.param('kernel', nn.initializers.normal(1.0), shape)
+      kernel = kernel * (GAIN / math.sqrt(fan_in))
+    else:
+      kernel = self.param('kernel', _torch_default_init(fan_in), shape)
+    if self.spectral_norm:
+      kernel = spectral_normalize(self, kernel.reshape(-1, self.features)).reshape(shape)
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), kernel.astype(self.dtype), window_strides=(1, 1),
+        padding=self.padding, rhs_dilation=(self.dilation, self.dilation),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
+      y = y + self.param('bias', init, (self.features,)).astype(self.dtype)
+    _count_flops(self, 2 * y.shape[1] * y.shape[2] * fan_in * self.features)
+    return y
+
+class EqDenseToMap(nn.Module):
+  """The generator's first layer: a 4x4 transposed conv on a 1x1 input, i.e. a dense layer to a
+  size x size x features map with one bias per channel (fan_in = input width, as BMSG-GAN)."""
+  size: int
+  features: int
+  equalized: bool = True
+  spectral_norm: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z):
+    cin = z.shape[-1]
+    # PyTorch's ConvTranspose2d computes its default-init fan from weight dim 1 (out * k * k).
+    fan_in = cin if self.equalized else self.features * self.size * self.size
+    shape = (cin, self.size * self.size * self.features)
+    if self.equalized:
+      kernel = self.param('kernel', nn.initializers.normal(1.0), shape) * (GAIN / math.sqrt(fan_in))
+    else:
+      kernel = self.param('kernel', _torch_default_init(fan_in), shape)
+    if self.spectral_norm:
+      kernel = spectral_normalize(self, kernel.reshape(-1, self.features)).reshape(shape)
+    y = z.astype(self.dtype) @ kernel.astype(self.dtype)
+    y = y.reshape(z.shape[0], self.size, self.size, self.features)
+    init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
+    _count_flops(self, 2 * cin * self.size * self.size * self.features)
+    return y + self.param('bias', init, (self.features,)).astype(self.dtype)
+
+
+def pixel_norm(x, eps=1e-8):
+  """Per-pixel feature normalisation; the epsilon sits inside the square root (BMSG-GAN)."""
+  x32 = x.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)).astype(x.dtype)
+
+
+def minibatch_stddev(x, variant='bmsg', eps=1e-8):
+  """Append the batch's standard deviation as one extra channel.
+
+  'bmsg': one scalar for the whole batch (std per position and channel, averaged over all of
+  them). 'v1': MSG-GAN v1's H x W map (averaged over channels only). The batch is the global
+  batch: under jit with a sharded batch axis XLA inserts the cross-device reductions.
+  """
+  x32 = x.astype(jnp.float32)
+  dev = x32 - jnp.mean(x32, axis=0, keepdims=True)
+  std = jnp.sqrt(jnp.mean(dev * dev, axis=0) + eps)  # (H, W, C), biased variance
+  if variant == 'bmsg':
+    stat = jnp.broadcast_to(jnp.mean(std), x.shape[:-1] + (1,))
+  elif variant == 'v1':
+    stat = jnp.broadcast_to(jnp.mean(std, axis=-1, keepdims=True)[None], x.shape[:-1] + (1,))
+  else:
+    raise ValueError(f'unknown minibatch-stddev variant {variant!r}')
+  return jnp.concatenate([x, stat.astype(x.dtype)], axis=-1)
+
+
+def upsample_nearest(x, factor=2):
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+  return x.reshape(b, h * factor, w * factor, c)
+
+
+def avg_pool(x, factor=2):
+  """Box-filter downsampling by reshape-and-mean (identical to AvgPool with kernel = stride)."""
+  if factor == 1:
+    return x
+  b, h, w, c = x.shape
+  return x.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+def image_pyramid(x, depth):
+  """[4x4, 8x8, ..., full] of a full-resolution batch, each scale pooled directly from x."""
+  return [avg_pool(x, 2 ** (depth - 1 - s)) for s in range(depth)]

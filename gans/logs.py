@@ -1,0 +1,85 @@
+"""Where a run's numbers go: metrics.jsonl, TensorBoard events, and a progress line."""
+import json
+import os
+import sys
+
+import numpy as np
+
+
+class MetricWriter:
+  """One JSON object per line in DIR/metrics.jsonl, and the same scalars as TensorBoard events.
+
+  Only process 0 writes. tensorboardX writes event files without TensorFlow.
+  """
+
+  def __init__(self, workdir, enabled=True):
+    self.enabled = enabled
+    if enabled:
+      from tensorboardX import SummaryWriter
+      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step, scalars):
+    if not self.enabled:
+      return
+    record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+    for key, value in scalars.items():
+      self._tb.add_scalar(key, float(value), int(step))
+    self._tb.flush()
+
+  def close(self):
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def _duration(seconds):
+  seconds = int(max(seconds, 0))
+  h, rem = divmod(seconds, 3600)
+  return f'{h}:{rem // 60:02d}:{rem % 60:02d}' if h else f'{rem // 60:02d}:{rem % 60:02d}'
+
+
+class Progress:
+  """A tqdm-style line: step/total, percent, images/s, s/kimg, ETA and the latest losses.
+
+  On a terminal the line is redrawn in place; in a log file each update is its own line.
+  """
+
+  def __init__(self, total, batch_images, stream=sys.stderr, enabled=True):
+    self.total, self.batch_images, self.stream, self.enabled = total, batch_images, stream, enabled
+    self.tty = enabled and stream.isatty()
+
+  def update(self, step, images_per_s, extras):
+    if not self.enabled:
+      return
+    eta = (self.total - step) * (self.batch_images / images_per_s) if images_per_s else 0
+    losses = ' '.join(f'{k}={v:.4f}' for k, v in extras.items())
+    line = (f'{step}/{self.total} {100 * step / self.total:5.1f}% | {images_per_s:8.1f} img/s | '
+            f'{1000 / images_per_s if images_per_s else float("nan"):.2f} s/kimg | '
+            f'ETA {_duration(eta)} | {losses}')
+    self.stream.write(('\r' + line + '\x1b[K') if self.tty else line + '\n')
+    self.stream.flush()
+
+  def close(self):
+    if self.tty:
+      self.stream.write('\n')
+
+
+def summarize(metrics_list):
+  """Mean of each metric over a list of {name: [k] array} dispatch results."""
+  keys = metrics_list[0].keys()
+  return {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in metrics_list]))) for k in keys}
+
+
+def first_nonfinite(metrics_list, first_step):
+  """The step number of the first NaN/Inf in any metric, or None."""
+  step = first_step
+  for m in metrics_list:
+    values = np.stack([np.ravel(v) for v in m.values()])  # [metrics, k]
+    bad = ~np.all(np.isfinite(values), axis=0)
+    if bad.any():
+      return step + int(np.argmax(bad)), [k for k, v in m.items() if not np.all(np.isfinite(v))]
+    step += values.shape[1]
+  return None

@@ -1,0 +1,1 @@
+"""Model definitions. Each module holds the networks of one family."""

@@ -1,0 +1,86 @@
+"""One mesh over every device of every process; the batch is sharded on 'data', state replicated.
+
+This is SPMD data parallelism in the form JAX recommends (jit + NamedSharding): batch-wide
+statistics are global-batch statistics without hand-written collectives, and the same code runs
+on one CPU, eight GPUs or a TPU pod.
+"""
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from gans.errors import UserError
+
+DATA = 'data'
+
+
+def initialize_distributed():
+  """Join the other processes when launched as several (a TPU pod, or JAX_NUM_PROCESSES set).
+
+  On TPU pods and SLURM/Open MPI clusters jax.distributed.initialize() finds everything itself;
+  elsewhere JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID say where to meet.
+  """
+  n = int(os.environ.get('JAX_NUM_PROCESSES', '1'))
+  if n > 1:
+    if jax.default_backend() == 'cpu' or os.environ.get('JAX_PLATFORMS', '') == 'cpu':
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
+                               num_processes=n, process_id=int(os.environ['JAX_PROCESS_ID']))
+  elif 'TPU_WORKER_HOSTNAMES' in os.environ or 'SLURM_NTASKS' in os.environ:
+    jax.distributed.initialize()
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), (DATA,))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh, batch_axis=0) -> NamedSharding:
+  return NamedSharding(mesh, P(*([None] * batch_axis), DATA))
+
+
+def check_batch(global_batch: int, mesh: Mesh):
+  n = mesh.devices.size
+  if global_batch % n:
+    raise UserError(f'batch_size={global_batch} is not divisible by the {n} devices; '
+                    f'use a multiple of {n} (--config.batch_size=...)')
+
+
+def local_rows(sharding: NamedSharding, shape, axis):
+  """[lo, hi) of `axis` that this process's devices hold: the rows it must read from disk."""
+  slices = [idx[axis] for idx in sharding.addressable_devices_indices_map(shape).values()]
+  lo = min(s.start or 0 for s in slices)
+  hi = max(shape[axis] if s.stop is None else s.stop for s in slices)
+  return lo, hi
+
+
+def global_array(sharding: NamedSharding, shape, read_local, axis):
+  """Assemble a global array from this process's rows along `axis`, read by read_local(lo, hi).
+
+  Every process calls this with the same shape; each reads only its own rows, and the result
+  is one array sharded over all devices of all processes.
+  """
+  lo, hi = local_rows(sharding, shape, axis)
+  local = read_local(lo, hi)
+
+  def callback(index):
+    index = list(index)
+    s = index[axis]
+    index[axis] = slice((s.start or 0) - lo, (shape[axis] if s.stop is None else s.stop) - lo)
+    return local[tuple(index)]
+
+  return jax.make_array_from_callback(shape, sharding, callback)
+
+
+def replicate(mesh, array: np.ndarray):
+  """Put a host array on every device (each process passes the same array)."""
+  return jax.make_array_from_callback(array.shape, replicated(mesh), lambda idx: array[idx])
+
+
+def to_host(tree):
+  """numpy copies of fully replicated arrays; works in every process of a multi-process run."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)

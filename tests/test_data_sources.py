@@ -1,0 +1,220 @@
+"""Image sources: digits, folders, TFDS (mocked, plus one real array_record build)."""
+
+import io
+import json
+import logging
+import math
+
+import ml_collections
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow_datasets as tfds
+
+from gans.data import ImageSource, make_source
+from gans.data.sources import prepare_image
+from gans.errors import UserError
+
+
+def _config(name, **kw):
+  defaults = dict(path='', split='train', data_dir=None, image_key='image', percentage=100.0)
+  return ml_collections.ConfigDict({**defaults, 'name': name, **kw})
+
+
+def _check(images, n, resolution, channels):
+  assert images.shape == (n, resolution, resolution, channels)
+  assert images.dtype == np.uint8
+
+
+def _png(path, array, mode=None):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(array, mode).save(path)
+
+
+_RNG = np.random.default_rng(0)
+
+
+def _rgb(h=12, w=10):
+  return _RNG.integers(0, 256, (h, w, 3), np.uint8)
+
+
+# --- digits -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('resolution,channels', [(32, 1), (8, 3)])
+def test_digits(resolution, channels):
+  source = make_source(_config('digits'), resolution, channels)
+  assert isinstance(source, ImageSource)
+  assert (len(source), source.name) == (1797, 'digits')
+  images = source[np.array([0, 5, 1796])]
+  _check(images, 3, resolution, channels)
+  assert images.max() > 200 and images.min() == 0
+  _check(source.load_all(), 1797, resolution, channels)
+
+
+def test_digits_at_native_size_are_the_scaled_scans():
+  from sklearn.datasets import load_digits
+  source = make_source(_config('digits'), 8, 1)
+  np.testing.assert_array_equal(
+      source[np.arange(4)][..., 0], np.round(load_digits().images[:4] * 255 / 16))
+
+
+def test_digits_percentage():
+  assert len(make_source(_config('digits', percentage=10.0), 8, 1)) == 180
+
+
+def test_bad_percentage():
+  with pytest.raises(UserError, match='percentage'):
+    make_source(_config('digits', percentage=0.0), 8, 1)
+
+
+# --- resize and channels ------------------------------------------------------------------
+
+
+def test_prepare_matches_pil_bilinear():
+  array = _rgb(20, 30)
+  expected = np.asarray(Image.fromarray(array).resize((16, 16), Image.BILINEAR))
+  np.testing.assert_array_equal(prepare_image(array, 16, 3), expected)
+
+
+def test_prepare_channel_conversion():
+  array = _rgb(6, 6)
+  grey = prepare_image(array, 6, 1)[..., 0]
+  luma = array.astype(float) @ [0.299, 0.587, 0.114]
+  assert np.abs(grey - luma).max() <= 0.5 + 1e-3  # round(), up to PIL's fixed point
+  rgb = prepare_image(grey[..., None], 6, 3)
+  assert all((rgb[..., c] == grey).all() for c in range(3))
+
+
+def test_prepare_center_crop_and_inputs():
+  array = np.zeros((218, 178, 3), np.uint8)
+  array[39:179, 19:159] = 255  # the central 140 x 140 square
+  assert (prepare_image(array, 8, 3, center_crop=140) == 255).all()
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, 'PNG')
+  np.testing.assert_array_equal(prepare_image(buffer.getvalue(), 8, 3),
+                                prepare_image(Image.fromarray(array), 8, 3))
+
+
+# --- folder -------------------------------------------------------------------------------
+
+
+def test_folder_flat_and_nested_mixed_modes(tmp_path):
+  _png(tmp_path / 'a.png', _rgb())
+  _png(tmp_path / 'cats' / 'b.JPG', _rgb())
+  _png(tmp_path / 'dogs' / 'grey.png', _RNG.integers(0, 256, (9, 9), np.uint8))
+  _png(tmp_path / 'dogs' / 'rgba.png', _RNG.integers(0, 256, (7, 11, 4), np.uint8), 'RGBA')
+  (tmp_path / 'notes.txt').write_text('not an image')
+  for channels in (1, 3):
+    source = make_source(_config('folder', path=str(tmp_path)), 16, channels)
+    assert len(source) == 4 and source.name == f'folder:{tmp_path}'
+    _check(source[np.array([3, 0, 1, 2])], 4, 16, channels)
+    _check(source.load_all(), 4, 16, channels)
+  expected = np.asarray(Image.open(tmp_path / 'a.png').resize((16, 16), Image.BILINEAR))
+  np.testing.assert_array_equal(source[np.array([0])][0], expected)
+
+
+def test_folder_missing_and_empty(tmp_path):
+  with pytest.raises(UserError, match='does not exist'):
+    make_source(_config('folder', path=str(tmp_path / 'nope')), 8, 3)
+  (tmp_path / 'readme.txt').write_text('x')
+  with pytest.raises(UserError, match='no images'):
+    make_source(_config('folder', path=str(tmp_path)), 8, 3)
+  with pytest.raises(UserError, match='data.path'):
+    make_source(_config('folder'), 8, 3)
+
+
+def _truncate(path):
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+
+
+def test_folder_skips_truncated_image(tmp_path, caplog):
+  for i in range(4):
+    _png(tmp_path / f'{i}.png', _rgb(32, 32))
+  _truncate(tmp_path / '2.png')
+  with caplog.at_level(logging.WARNING):
+    source = make_source(_config('folder', path=str(tmp_path)), 8, 3)
+  assert len(source) == 3
+  assert 'skipped 1 of 4 images' in caplog.text and '2.png' in caplog.text
+  _check(source.load_all(), 3, 8, 3)
+
+
+def test_folder_mostly_bad_is_an_error(tmp_path):
+  for i in range(3):
+    _png(tmp_path / f'{i}.png', _rgb(32, 32))
+  _truncate(tmp_path / '0.png')
+  (tmp_path / '1.png').write_bytes(b'not a png at all')
+  with pytest.raises(UserError, match='2 of 3 images'):
+    make_source(_config('folder', path=str(tmp_path)), 8, 3)
+
+
+# --- TFDS ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('name,channels', [('mnist', 3), ('cifar10', 3), ('cifar10', 1)])
+def test_tfds_mocked(name, channels):
+  with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+    source = make_source(_config(name), 16, channels)
+    assert (len(source), source.name) == (10, f'tfds:{name}')
+    _check(source[np.array([9, 0, 4])], 3, 16, channels)
+    half = make_source(_config(name, percentage=45.0), 16, channels)
+    assert len(half) == math.ceil(10 * 0.45)
+    _check(half.load_all(), 5, 16, channels)
+
+
+def test_tfds_missing_image_key():
+  with tfds.testing.mock_data(num_examples=2, policy=tfds.testing.MockPolicy.USE_CODE):
+    with pytest.raises(UserError, match="'img'.*image, label"):
+      make_source(_config('mnist', image_key='img'), 8, 1)
+
+
+def test_tfds_unknown_name():
+  with pytest.raises(UserError, match="unknown TFDS dataset 'mnsit'.*mnist"):
+    make_source(_config('mnsit'), 8, 1)
+
+
+def test_tfds_unknown_config():
+  with pytest.raises(UserError, match="'lsun/bedrom'"):
+    make_source(_config('lsun/bedrom'), 8, 3)
+
+
+def test_tfds_not_prepared_fails_fast_without_download(tmp_path):
+  with pytest.raises(UserError, match=r"'mnist' is not prepared in .*tfds build mnist"):
+    make_source(_config('mnist', data_dir=str(tmp_path)), 8, 1)
+
+
+class GansTestTinyImages(tfds.core.GeneratorBasedBuilder):
+  """A real (unmocked) array_record dataset of PNG-encoded images; builds without TF."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+        {'image': tfds.features.Image(shape=(None, None, 3))}))
+
+  def _split_generators(self, dl_manager):
+    return {'train': self._generate_examples()}
+
+  def _generate_examples(self):
+    for i in range(6):
+      buffer = io.BytesIO()
+      Image.fromarray(np.full((10, 14, 3), 40 * i, np.uint8)).save(buffer, 'PNG')
+      yield i, {'image': buffer.getvalue()}
+
+
+def test_tfds_real_array_record(tmp_path):
+  GansTestTinyImages(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
+  source = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)
+  assert len(source) == 6
+  _check(source[np.array([5, 1])], 2, 4, 1)
+  images = source.load_all()  # TFDS shuffles record order at build time: compare as a set
+  assert sorted(images.reshape(6, -1).max(axis=1)) == [0, 40, 80, 120, 160, 200]
+  assert (images.min(axis=(1, 2, 3)) == images.max(axis=(1, 2, 3))).all()
+  with pytest.raises(UserError, match="split 'trainA'.*train"):
+    make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='trainA'), 4, 1)
+  # The same files declared as tfrecord (what `tfds build` writes by default) need TensorFlow.
+  info = next(tmp_path.glob('gans_test_tiny_images/*/dataset_info.json'))
+  info.write_text(json.dumps({**json.loads(info.read_text()), 'fileFormat': 'tfrecord'}))
+  with pytest.raises(UserError, match='tfrecord.*convert_format'):
+    make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)

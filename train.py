@@ -1,0 +1,31 @@
+"""Train a GAN: python train.py --config configs/<name>.py[:variant] --workdir DIR [--config.x=y].
+
+With no arguments it trains MSG-GAN on the embedded handwritten digits into ./runs/default.
+Running the same command again resumes from the latest checkpoint in the workdir.
+"""
+import os
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from gans import cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(HERE, 'configs', 'msggan_digits.py'),
+    'Config file, optionally with :variant (e.g. configs/msggan_mnist.py:tiny).', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', os.path.join('runs', 'default'),
+                               'Directory for checkpoints, metrics, samples.')
+
+
+def main(argv):
+  del argv
+  from gans import parallel, trainer
+  parallel.initialize_distributed()
+  print(f'training {_CONFIG.value.method} into {_WORKDIR.value}', file=sys.stderr)
+  trainer.train(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  sys.exit(cli.run(main))
