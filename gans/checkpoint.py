@@ -6,6 +6,7 @@ when complete, so a kill mid-save leaves the previous checkpoint as the latest o
 """
 import json
 import logging
+import os
 
 import orbax.checkpoint as ocp
 
@@ -44,7 +45,7 @@ class Checkpointer:
     self.config = json.loads(config.to_json())
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=asynchronous)
-    self.manager = ocp.CheckpointManager(directory, options=options,
+    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options,
                                          item_names=('state', 'config'))
 
   def latest_step(self):

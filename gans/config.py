@@ -70,6 +70,25 @@ def msggan_defaults() -> ml_collections.ConfigDict:
   return c
 
 
+def make_tiny(c, steps=20):
+  """The `tiny` variant every config offers: same data and method, a model small enough for a
+  CPU test (depth 2 = 8x8, width 16) and a few steps, so the whole path runs in seconds."""
+  c.model.depth = 2
+  c.model.width = 16
+  c.model.latent_size = 16
+  c.batch_size = 8
+  c.num_steps = steps
+  c.steps_per_dispatch = 5
+  c.log_every = c.sample_every = c.checkpoint_every = 10
+  c.num_samples = 4
+  return c
+
+
+def check_variant(variant, known=('tiny',)):
+  if variant and variant not in known:
+    raise UserError(f'unknown config variant {variant!r}; this config has: {", ".join(known)}')
+
+
 def resolution(config):
   return 2 ** (config.model.depth + 1)
 
@@ -92,8 +111,9 @@ def validate(config):
          f'model.resolution={m.resolution} is not 2^(depth+1)={res} for model.depth={m.depth}; '
          f'set --config.model.depth to match (resolution 2^(depth+1))')
   _check(m.latent_size > 0, f'model.latent_size={m.latent_size} must be positive')
-  _check(m.width >= 2 and m.width & (m.width - 1) == 0,
-         f'model.width={m.width} must be a power of two >= 2')
+  _check(m.width >= msggan_models.min_width(m.depth) and m.width & (m.width - 1) == 0,
+         f'model.width={m.width} must be a power of two >= {msggan_models.min_width(m.depth)} '
+         f'at depth {m.depth} (widths halve per level above 32x32)')
   _check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
   _check(m.combine in msggan_models.COMBINES,
          f'model.combine={m.combine!r}; choose one of {", ".join(msggan_models.COMBINES)}')

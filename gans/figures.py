@@ -36,9 +36,15 @@ def grid(images, ncol=None, pad=1):
   return out
 
 
-def save_grid(images, path, ncol=None):
-  """Write a sheet of [-1, 1] images to path (directories created); returns the path."""
-  sheet = grid(to_uint8(images), ncol)
+def save_grid(images, path, ncol=None, min_tile=64):
+  """Write a sheet of [-1, 1] images to path (directories created); returns the path.
+
+  Tiles smaller than min_tile pixels are enlarged by an integer nearest-neighbour factor, so a
+  sheet of 8x8 or 16x16 samples is big enough to look at.
+  """
+  images = np.asarray(images)
+  factor = max(1, -(-min_tile // min(images.shape[1:3])))
+  sheet = grid(to_uint8(upsample(images, factor)), ncol)
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(path)
   return path

@@ -3,6 +3,7 @@
 Parameters are kept in float32; every layer casts its kernel and input to the module's `dtype`
 at the point of use, so bfloat16 compute costs nothing in optimizer precision. Layouts are NHWC.
 """
+import contextlib
 import math
 from typing import Any
 
@@ -24,13 +25,27 @@ def _torch_default_init(fan_in):
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def _count_flops(module, per_image):
-  """Record a layer's multiply-add FLOPs per image in the 'flops' collection, when asked for.
+_FLOP_COUNTERS = []
 
-  gans.bench applies the models with mutable=['flops'] to get the model's own FLOP count.
+
+@contextlib.contextmanager
+def flop_counter():
+  """Collect the FLOPs per image (2 x multiply-adds) of every conv traced inside the block.
+
+  Counting happens at trace time from static shapes, so wrapping a jax.eval_shape of a model
+  gives its exact convolution FLOPs at no cost, whatever its size.
   """
-  if module.is_mutable_collection('flops') and not module.is_initializing():
-    module.sow('flops', 'conv', float(per_image))
+  counts = []
+  _FLOP_COUNTERS.append(counts)
+  try:
+    yield counts
+  finally:
+    _FLOP_COUNTERS.pop()
+
+
+def _count_flops(per_image):
+  if _FLOP_COUNTERS:
+    _FLOP_COUNTERS[-1].append(per_image)
 
 
 def _l2_normalize(v):
@@ -91,7 +106,7 @@ class EqConv(nn.Module):
     if self.use_bias:
       init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
       y = y + self.param('bias', init, (self.features,)).astype(self.dtype)
-    _count_flops(self, 2 * y.shape[1] * y.shape[2] * fan_in * self.features)
+    _count_flops(2 * y.shape[1] * y.shape[2] * fan_in * self.features)
     return y
 
 class EqDenseToMap(nn.Module):
@@ -118,7 +133,7 @@ class EqDenseToMap(nn.Module):
     y = z.astype(self.dtype) @ kernel.astype(self.dtype)
     y = y.reshape(z.shape[0], self.size, self.size, self.features)
     init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
-    _count_flops(self, 2 * cin * self.size * self.size * self.features)
+    _count_flops(2 * cin * self.size * self.size * self.features)
     return y + self.param('bias', init, (self.features,)).astype(self.dtype)
 
 

@@ -68,16 +68,16 @@ class Progress:
 
 
 def summarize(metrics_list):
-  """Mean of each metric over a list of {name: [k] array} dispatch results."""
+  """Mean of each metric over a list of {name: k values} dispatch results."""
   keys = metrics_list[0].keys()
-  return {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in metrics_list]))) for k in keys}
+  return {k: float(np.mean(np.concatenate([np.ravel(np.asarray(m[k])) for m in metrics_list]))) for k in keys}
 
 
 def first_nonfinite(metrics_list, first_step):
   """The step number of the first NaN/Inf in any metric, or None."""
   step = first_step
   for m in metrics_list:
-    values = np.stack([np.ravel(v) for v in m.values()])  # [metrics, k]
+    values = np.stack([np.ravel(np.asarray(v)) for v in m.values()])  # [metrics, k]
     bad = ~np.all(np.isfinite(values), axis=0)
     if bad.any():
       return step + int(np.argmax(bad)), [k for k, v in m.items() if not np.all(np.isfinite(v))]

@@ -2,7 +2,8 @@
 
 Every multi-scale list is ordered low -> high resolution: index 0 is 4x4, index depth-1 the full
 resolution 2^(depth+1). Channel widths follow BMSG-GAN's rule with 512 replaced by `width`, so
-`width=512` reproduces the reference exactly and tiny configs shrink every layer alike.
+`width=512` reproduces the reference exactly and tiny configs shrink every layer alike; the rule
+halves the width per level above 32x32, so it needs width >= min_width(depth).
 """
 import functools
 from typing import Any, Sequence
@@ -18,14 +19,19 @@ MBSTD_VARIANTS = ('bmsg', 'v1', 'none')
 
 def g_channels(k, width):
   """Output width of generator block k (GAN.py:53-64): `width` up to 32x32, then halving."""
-  return width if k <= 3 else max(1, width >> (k - 3))
+  return width if k <= 3 else width >> (k - 3)
+
+
+def min_width(depth):
+  """Smallest width whose halvings still leave every D level >= 1 image-feature channel."""
+  return max(2, 2 ** (depth - 3))
 
 
 def d_block_channels(i, width):
   """(input, output) width of discriminator block i, which works at 2^(i+3) pixels (§5.3)."""
   if i <= 2:
     return width, width // 2
-  c = max(1, width >> (i - 2))
+  c = width >> (i - 2)
   return c, c
 
 
@@ -95,7 +101,7 @@ class Discriminator(nn.Module):
     h = self._enter(conv, pyramid[0], h, self.width, name='level0')
     if self.mbstd != 'none':
       h = layers.minibatch_stddev(h, self.mbstd)
-    h = layers.leaky_relu(body(self.width, name='final_conv3')(h))
+    h = layers.leaky_relu(body(self.width, dilation=self.dilation, name='final_conv3')(h))
     h = layers.leaky_relu(body(self.width, kernel_size=4, padding='VALID', name='final_conv4')(h))
     score = conv(1, kernel_size=1, name='final_score')(h)
     return score.reshape(-1).astype(jnp.float32)

@@ -1,0 +1,139 @@
+"""Training throughput of a config: images/s, s/kimg, compile time, peak memory, MFU.
+
+  python -m gans.bench --config configs/msggan_digits.py [--config.batch_size=64] [--repeats 10]
+
+Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
+devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
+the median over repeated dispatches, each ended by block_until_ready. FLOPs come from the model's
+own layer shapes (counted as the convs are traced, gans.layers.flop_counter), not a guess, and XLA's cost
+analysis of the compiled dispatch is printed beside them as a check. Prints one JSON line.
+"""
+import functools
+import json
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gans import config as config_lib
+from gans import layers, methods, parallel, trainer
+
+# Dense peak FLOP/s by device kind and compute dtype (NVIDIA/Google datasheets). PyTorch and XLA
+# run float32 convolutions as TF32 on these GPUs by default, hence the TF32 figure for float32.
+PEAK_FLOPS = {
+    ('H100', 'bfloat16'): 989e12, ('H100', 'float32'): 495e12,
+    ('H200', 'bfloat16'): 989e12, ('H200', 'float32'): 495e12,
+    ('A100', 'bfloat16'): 312e12, ('A100', 'float32'): 156e12,
+    ('TPU v4', 'bfloat16'): 275e12, ('TPU v5 lite', 'bfloat16'): 197e12,
+    ('TPU v5', 'bfloat16'): 459e12, ('TPU v6 lite', 'bfloat16'): 918e12,
+}
+
+
+def peak_flops(dtype):
+  kind = jax.devices()[0].device_kind
+  for (name, dt), value in PEAK_FLOPS.items():
+    if name in kind and dt == dtype:
+      return value * jax.device_count()
+  return None
+
+
+def model_flops(config):
+  """Forward FLOPs per image of the generator and the discriminator, from their layer shapes."""
+  from gans.methods import msggan
+  g, d = msggan.build_models(config)
+  state = jax.eval_shape(functools.partial(msggan.init_state, config), jax.random.PRNGKey(0))
+  z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
+  with layers.flop_counter() as g_counts:
+    fake = jax.eval_shape(lambda p, z: g.apply({'params': p, **state.g_stats}, z), state.g_params, z)
+  with layers.flop_counter() as d_counts:
+    jax.eval_shape(lambda p, x: d.apply({'params': p, **state.d_stats}, x), state.d_params, fake)
+  return sum(g_counts), sum(d_counts)
+
+
+def iteration_flops(config, g_fwd, d_fwd):
+  """(reference, necessary) FLOPs per image of one D step + one G step (spec §14).
+
+  The reference executes 4G + 12D forwards' worth; a step that differentiates only what it
+  updates needs 4G + 9D when the G loss needs D(real), 4G + 8D otherwise. Penalties are extra.
+  """
+  from gans import losses
+  uses_real = losses.get(config.loss.name).g_uses_real
+  return 4 * g_fwd + 12 * d_fwd, 4 * g_fwd + (9 if uses_real else 8) * d_fwd
+
+
+def peak_memory_bytes():
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return stats['peak_bytes_in_use'], 'device'
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'host RSS'
+
+
+def benchmark(config, repeats=10):
+  """Measure one config; returns a dict (the JSON line)."""
+  config_lib.validate(config)
+  mesh = parallel.make_mesh()
+  parallel.check_batch(config.batch_size, mesh)
+  method = methods.get(config.method)
+  k, batch = config.steps_per_dispatch, config.batch_size
+  shape = method.image_shape(config)
+  rng = np.random.default_rng(0)
+  table = parallel.replicate(mesh, rng.integers(0, 256, (4 * batch,) + shape, np.uint8))
+  idx = rng.integers(0, 4 * batch, (k, batch)).astype(np.int32)
+  xs = parallel.global_array(parallel.batch_sharding(mesh, 1), idx.shape,
+                             lambda lo, hi: idx[:, lo:hi], axis=1)
+  state = jax.jit(functools.partial(method.init_state, config),
+                  out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
+
+  dispatch = trainer.Dispatch(method, config, mesh)
+  state, _ = dispatch(state, table, xs)  # compiles; warm-up
+  jax.block_until_ready(state)
+  # XLA's count for one step: the scan body is counted once, as is the single-step executable.
+  cost = next(iter(dispatch.executables.values())).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    state, metrics = dispatch(state, table, xs)
+    jax.block_until_ready((state, metrics))
+    times.append((time.perf_counter() - t0) / k)
+  step_s = statistics.median(times)
+  images_per_s = batch / step_s
+  g_fwd, d_fwd = model_flops(config)
+  reference, necessary = iteration_flops(config, g_fwd, d_fwd)
+  peak = peak_flops(config.model.dtype)
+  memory, memory_kind = peak_memory_bytes()
+  return {
+      'method': config.method, 'depth': config.model.depth, 'resolution': shape[0],
+      'width': config.model.width, 'batch': batch, 'dtype': config.model.dtype,
+      'loss': config.loss.name, 'devices': jax.device_count(),
+      'device': jax.devices()[0].device_kind, 'steps_per_dispatch': k,
+      'images_per_s': round(images_per_s, 2), 's_per_kimg': round(1000 / images_per_s, 4),
+      'step_ms': round(1000 * step_s, 3), 'compile_s': round(dispatch.compile_s, 2),
+      'fused_scan': dispatch.fused,
+      'peak_memory_mb': round(memory / 2 ** 20, 1), 'peak_memory_kind': memory_kind,
+      'gflop_per_image_reference': round(reference / 1e9, 4),
+      'gflop_per_image_necessary': round(necessary / 1e9, 4),
+      'xla_gflop_per_image': round(cost.get('flops', float('nan')) / batch / 1e9, 4),
+      'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak else None,
+      'peak_tflops': peak / 1e12 if peak else None,
+  }
+
+
+def main(argv):
+  del argv
+  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value)))
+
+
+if __name__ == '__main__':
+  from absl import flags
+  from ml_collections import config_flags
+  from gans import cli
+  _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file[:variant].',
+                                            lock_config=True)
+  _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
+  flags.mark_flag_as_required('config')
+  sys.exit(cli.run(main))

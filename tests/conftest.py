@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+  """configs/msggan_digits.py:tiny with dotted overrides, e.g. tiny_config(**{'model.width': 8})."""
+  from configs import msggan_digits
+  config = msggan_digits.get_config('tiny')
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+def run_cli(args, env=None, timeout=300):
+  """Run a CLI of the repo in a fresh process; returns CompletedProcess with text output."""
+  full_env = {**os.environ, 'JAX_PLATFORMS': 'cpu', **(env or {})}
+  return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny():
+  return tiny_config

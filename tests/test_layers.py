@@ -1,0 +1,205 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gans import layers
+
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def np_conv(x, k, dilation=1, padding='SAME'):
+  """Direct NHWC/HWIO convolution, stride 1, as a sum of shifted patches."""
+  x, k = np.asarray(x, np.float64), np.asarray(k, np.float64)
+  kh, kw = k.shape[:2]
+  eh, ew = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+  if padding == 'SAME':
+    x = np.pad(x, ((0, 0), ((eh - 1) // 2, eh - 1 - (eh - 1) // 2),
+                   ((ew - 1) // 2, ew - 1 - (ew - 1) // 2), (0, 0)))
+  h, w = x.shape[1] - eh + 1, x.shape[2] - ew + 1
+  y = np.zeros((x.shape[0], h, w, k.shape[3]))
+  for p in range(kh):
+    for q in range(kw):
+      patch = x[:, p * dilation:p * dilation + h, q * dilation:q * dilation + w]
+      y += np.einsum('bhwc,co->bhwo', patch, k[p, q])
+  return y
+
+
+def np_box_pool(x, f):
+  b, h, w, c = x.shape
+  out = np.zeros((b, h // f, w // f, c))
+  for i in range(h // f):
+    for j in range(w // f):
+      out[:, i, j] = x[:, i * f:(i + 1) * f, j * f:(j + 1) * f].mean(axis=(1, 2))
+  return out
+
+
+def np_variables(module, *args, seed=1):
+  """Variables of module's shapes filled from numpy: jax.random would compile threefry once per
+  parameter shape (seconds each on CPU). Biases come out random, so tests see them added."""
+  shapes = jax.eval_shape(module.init, jax.random.key(0), *args)
+  rng = np.random.RandomState(seed)
+  return jax.tree.map(lambda s: jnp.asarray(rng.randn(*s.shape), s.dtype), shapes)
+
+
+@pytest.mark.parametrize('k,padding,dilation', [
+    (1, 'SAME', 1), (3, 'SAME', 1), (3, 'SAME', 2), (1, 'VALID', 1), (3, 'VALID', 1),
+    (4, 'VALID', 1)])
+def test_eqconv_matches_numpy(k, padding, dilation):
+  x = np.random.RandomState(0).randn(2, 7, 7, 5).astype(np.float32)
+  m = layers.EqConv(4, kernel_size=k, padding=padding, dilation=dilation)
+  v = np_variables(m, x)
+  kernel, bias = np.asarray(v['params']['kernel']), np.asarray(v['params']['bias'])
+  assert kernel.shape == (k, k, 5, 4) and bias.shape == (4,)
+  want = np_conv(x, kernel * math.sqrt(2) / math.sqrt(k * k * 5), dilation, padding) + bias
+  got = m.apply(v, x)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_eqconv_init_is_unit_normal_and_zero_bias():
+  v = layers.EqConv(64).init(jax.random.key(3), jnp.zeros((1, 4, 4, 64)))
+  kernel = np.asarray(v['params']['kernel'])
+  assert kernel.dtype == np.float32 and kernel.size == 3 * 3 * 64 * 64
+  assert abs(kernel.mean()) < 0.02
+  assert abs(kernel.std() - 1) < 0.02
+  np.testing.assert_array_equal(v['params']['bias'], 0)
+
+
+def test_plain_conv_uses_torch_init_and_no_runtime_scale():
+  x = np.random.RandomState(0).randn(2, 6, 6, 8).astype(np.float32)
+  m = layers.EqConv(32, equalized=False)
+  v = m.init(jax.random.key(0), x)
+  bound = 1 / math.sqrt(3 * 3 * 8)
+  kernel, bias = np.asarray(v['params']['kernel']), np.asarray(v['params']['bias'])
+  for p in (kernel, bias):
+    assert np.all(np.abs(p) <= bound)
+  assert np.abs(kernel).max() > 0.9 * bound  # uniform over the whole range, not shrunk
+  np.testing.assert_allclose(m.apply(v, x), np_conv(x, kernel) + bias, rtol=RTOL, atol=ATOL)
+
+
+def _np_sigma(w):
+  return np.linalg.svd(np.asarray(w, np.float64).reshape(-1, w.shape[-1]), compute_uv=False)[0]
+
+
+def test_spectral_norm_converges_to_unit_sigma():
+  x = np.random.RandomState(0).randn(2, 5, 5, 4).astype(np.float32)
+  m = layers.EqConv(6, spectral_norm=True, equalized=False)
+  v = np_variables(m, x)
+  assert v['spectral']['u'].shape == (6,)
+  kernel, bias = np.asarray(v['params']['kernel']), np.asarray(v['params']['bias'])
+  step = jax.jit(lambda v: m.apply(v, x, mutable=['spectral']))
+  for _ in range(200):
+    y, mut = step(v)
+    v = {**v, **mut}
+  want_kernel = kernel / _np_sigma(kernel)
+  assert _np_sigma(want_kernel) == pytest.approx(1.0)
+  np.testing.assert_allclose(y, np_conv(x, want_kernel) + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_u_advances_only_when_mutable():
+  x = np.random.RandomState(0).randn(2, 5, 5, 4).astype(np.float32)
+  m = layers.EqConv(6, spectral_norm=True)
+  v = np_variables(m, x)
+  y1, y2 = m.apply(v, x), m.apply(v, x)
+  np.testing.assert_array_equal(y1, y2)
+  _, mut = m.apply(v, x, mutable=['spectral'])
+  assert not np.allclose(mut['spectral']['u'], v['spectral']['u'])
+  np.testing.assert_allclose(np.linalg.norm(mut['spectral']['u']), 1, rtol=1e-5)
+
+
+def test_eq_dense_to_map_matches_numpy():
+  z = np.random.RandomState(0).randn(3, 8).astype(np.float32)
+  m = layers.EqDenseToMap(4, 5)
+  v = np_variables(m, z)
+  w, b = np.asarray(v['params']['kernel'], np.float64), np.asarray(v['params']['bias'])
+  assert w.shape == (8, 4 * 4 * 5) and b.shape == (5,)
+  want = (z @ (w * math.sqrt(2) / math.sqrt(8))).reshape(3, 4, 4, 5) + b
+  np.testing.assert_allclose(m.apply(v, z), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize('scale', [1.0, 1e-5])  # 1e-5: the epsilon dominates, inside the root
+def test_pixel_norm(scale):
+  x = (np.random.RandomState(0).randn(2, 3, 3, 7) * scale).astype(np.float32)
+  x64 = x.astype(np.float64)
+  want = x64 / np.sqrt(np.mean(x64 ** 2, axis=-1, keepdims=True) + 1e-8)
+  np.testing.assert_allclose(layers.pixel_norm(jnp.asarray(x)), want, rtol=RTOL, atol=1e-7)
+
+
+def _np_batch_std(x):
+  x = x.astype(np.float64)
+  return np.sqrt(np.mean((x - x.mean(axis=0)) ** 2, axis=0) + 1e-8)  # biased
+
+
+def test_minibatch_stddev_bmsg_is_one_scalar():
+  x = np.random.RandomState(0).randn(4, 3, 3, 5).astype(np.float32)
+  out = np.asarray(layers.minibatch_stddev(jnp.asarray(x), 'bmsg'))
+  assert out.shape == (4, 3, 3, 6)
+  np.testing.assert_array_equal(out[..., :5], x)
+  np.testing.assert_allclose(out[..., 5], _np_batch_std(x).mean(), rtol=RTOL)
+
+
+def test_minibatch_stddev_v1_is_channel_mean_map():
+  x = np.random.RandomState(0).randn(4, 3, 3, 5).astype(np.float32)
+  out = np.asarray(layers.minibatch_stddev(jnp.asarray(x), 'v1'))
+  assert out.shape == (4, 3, 3, 6)
+  np.testing.assert_array_equal(out[..., :5], x)
+  want = np.broadcast_to(_np_batch_std(x).mean(axis=-1), (4, 3, 3))
+  np.testing.assert_allclose(out[..., 5], want, rtol=RTOL)
+  assert np.ptp(out[0, ..., 5]) > 0  # a real map, not a constant
+
+
+def test_minibatch_stddev_eps_inside_root_and_bad_variant():
+  x = jnp.ones((3, 2, 2, 2))
+  np.testing.assert_allclose(layers.minibatch_stddev(x)[..., 2], 1e-4, rtol=1e-4)
+  with pytest.raises(ValueError):
+    layers.minibatch_stddev(x, 'nope')
+
+
+@pytest.mark.parametrize('f', [2, 3])
+def test_upsample_nearest(f):
+  x = np.random.RandomState(0).randn(2, 3, 4, 2).astype(np.float32)
+  want = np.repeat(np.repeat(x, f, axis=1), f, axis=2)
+  np.testing.assert_array_equal(layers.upsample_nearest(jnp.asarray(x), f), want)
+
+
+@pytest.mark.parametrize('f', [1, 2, 4])
+def test_avg_pool(f):
+  x = np.random.RandomState(0).randn(2, 8, 8, 3).astype(np.float32)
+  np.testing.assert_allclose(layers.avg_pool(jnp.asarray(x), f), np_box_pool(x, f), rtol=RTOL,
+                             atol=1e-6)
+
+
+def test_image_pyramid_low_to_high_from_full_res():
+  x = np.random.RandomState(0).randn(2, 32, 32, 3).astype(np.float32)
+  pyr = layers.image_pyramid(jnp.asarray(x), 4)
+  assert [p.shape[1] for p in pyr] == [4, 8, 16, 32]
+  for p, f in zip(pyr, [8, 4, 2, 1]):
+    np.testing.assert_allclose(p, np_box_pool(x, f), rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize('k,padding,hw', [(3, 'SAME', 8), (1, 'SAME', 8), (4, 'VALID', 5)])
+def test_flop_counter_per_image(k, padding, hw):
+  x = jnp.zeros((2, 8, 8, 4))
+  m = layers.EqConv(6, kernel_size=k, padding=padding)
+  v = np_variables(m, x)
+  with layers.flop_counter() as counts:
+    m.apply(v, x)
+  assert counts == [2 * hw * hw * k * k * 4 * 6]
+  with layers.flop_counter() as counts:
+    jax.eval_shape(layers.EqDenseToMap(4, 6).init, jax.random.key(0), jnp.zeros((3, 5)))
+  assert counts == [2 * 5 * 4 * 4 * 6]
+
+
+def test_bfloat16_keeps_float32_params():
+  x = np.random.RandomState(0).randn(2, 6, 6, 8).astype(np.float32)
+  m = layers.EqConv(8, dtype=jnp.bfloat16)
+  shapes = jax.eval_shape(m.init, jax.random.key(0), x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(shapes))
+  v = np_variables(m, x)
+  y16 = m.apply(v, x)
+  y32 = layers.EqConv(8).apply(v, x)
+  assert y16.dtype == jnp.bfloat16 and y32.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(y16, np.float32), y32, rtol=0.05, atol=0.05)

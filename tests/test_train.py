@@ -1,0 +1,123 @@
+"""The engine end to end: learning, exact resume, data paths, divergence, checkpoint safety."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_config
+from gans import trainer
+from gans.errors import UserError
+
+
+def assert_same_state(a, b):
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key) else x), np.asarray(y))
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_learns_the_data_mean(tmp_path):
+  """After a short run the generator's average image moves most of the way to the data's."""
+  from gans import data, parallel
+  from gans.methods import msggan
+  config = tiny_config(num_steps=300, batch_size=16, steps_per_dispatch=10, log_every=100,
+                       sample_every=300, checkpoint_every=300, num_samples=64)
+  real = data.make_source(config.data, 8, 1).load_all().astype(np.float32) / 127.5 - 1
+  target = real.mean(0)
+
+  def gap(state):
+    z = msggan.sample_latents(config, jax.random.PRNGKey(7), 256)
+    fake = np.asarray(msggan.generate(config, state, z)[-1])
+    return float(np.abs(fake.mean(0) - target).mean())
+
+  start = msggan.init_state(config, jax.random.PRNGKey(config.seed))
+  end = trainer.train(config, str(tmp_path))
+  assert gap(end) < 0.5 * gap(start), (gap(start), gap(end))
+  assert os.path.exists(tmp_path / 'samples' / 'all_scales' / 'step_00000300.png')
+  assert os.listdir(tmp_path / 'tensorboard')
+
+
+def test_resumed_run_is_bitwise_identical(tmp_path):
+  uninterrupted = trainer.train(tiny_config(num_steps=30), str(tmp_path / 'a'))
+  trainer.train(tiny_config(num_steps=10), str(tmp_path / 'b'))  # stops at 10 with a checkpoint
+  resumed = trainer.train(tiny_config(num_steps=30), str(tmp_path / 'b'))
+  assert int(resumed.step) == 30
+  assert_same_state(uninterrupted, resumed)
+  a, b = read_metrics(tmp_path / 'a'), read_metrics(tmp_path / 'b')
+  assert [m['d_loss'] for m in a] == [m['d_loss'] for m in b]
+
+
+def test_sigterm_checkpoints_and_resume_matches(tmp_path):
+  """A SIGTERM mid-run saves at the next dispatch boundary; the resumed run equals the whole."""
+  workdir = str(tmp_path / 'killed')
+  args = [os.path.join(ROOT, 'train.py'), '--config', 'configs/msggan_digits.py:tiny',
+          '--workdir', workdir, '--config.num_steps=100000', '--config.log_every=5',
+          '--config.checkpoint_every=100000', '--config.sample_every=100000']
+  proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  deadline = time.time() + 120
+  while not os.path.exists(os.path.join(workdir, 'metrics.jsonl')) and time.time() < deadline:
+    time.sleep(0.2)
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err
+  steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit()]
+  assert len(steps) == 1 and steps[0] % 5 == 0 and steps[0] > 0
+  total = steps[0] + 10
+  resumed = trainer.train(tiny_config(num_steps=total), workdir)
+  whole = trainer.train(tiny_config(num_steps=total), str(tmp_path / 'whole'))
+  assert_same_state(whole, resumed)
+
+
+def test_streamed_and_on_device_data_give_the_same_run(tmp_path):
+  on_device = trainer.train(tiny_config(**{'data.on_device': 'yes'}), str(tmp_path / 'a'))
+  streamed = trainer.train(tiny_config(**{'data.on_device': 'no'}), str(tmp_path / 'b'))
+  assert_same_state(on_device, streamed)
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path)
+  trainer.train(tiny_config(num_steps=10), workdir)
+  exploding = tiny_config(num_steps=30, **{'optim.d_lr': 1e30, 'optim.g_lr': 1e30})
+  with pytest.raises(trainer.Diverged, match=r'NaN/Inf at step 1\d; .*last good checkpoint is step 10'):
+    trainer.train(exploding, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10']
+  trainer.train(tiny_config(num_steps=20), workdir)  # the kept checkpoint still restores
+
+
+def test_incompatible_checkpoint_is_refused(tmp_path):
+  trainer.train(tiny_config(num_steps=10), str(tmp_path))
+  with pytest.raises(UserError, match=r'another config \(model.width: 16 -> 8\)'):
+    trainer.train(tiny_config(num_steps=20, **{'model.width': 8}), str(tmp_path))
+
+
+def test_trains_from_tfds_under_mock_data(tmp_path):
+  import tensorflow_datasets as tfds
+  config = tiny_config(**{'data.name': 'mnist'})
+  with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+    state = trainer.train(config, str(tmp_path))
+  assert int(state.step) == config.num_steps
+
+
+def test_trains_from_an_image_folder(tmp_path):
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for i in range(12):
+    Image.fromarray(rng.integers(0, 255, (20, 24, 3), np.uint8)).save(tmp_path / f'{i}.png')
+  config = tiny_config(**{'data.name': 'folder', 'data.path': str(tmp_path), 'data.flip': True,
+                          'model.image_channels': 3})
+  state = trainer.train(config, str(tmp_path / 'run'))
+  assert int(state.step) == config.num_steps
