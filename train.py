@@ -12,9 +12,10 @@ from ml_collections import config_flags
 from gans import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CONFIG = os.path.join(HERE, 'configs', 'msggan_digits.py')
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', os.path.join(HERE, 'configs', 'msggan_digits.py'),
-    'Config file, optionally with :variant (e.g. configs/msggan_mnist.py:tiny).', lock_config=True)
+    'config', None, 'Config file, optionally with :variant (e.g. configs/msggan_mnist.py:tiny); '
+    'default: configs/msggan_digits.py.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('runs', 'default'),
                                'Directory for checkpoints, metrics, samples.')
 
@@ -28,4 +29,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  sys.exit(cli.run(main))
+  sys.exit(cli.run(main, _CONFIG, DEFAULT_CONFIG))

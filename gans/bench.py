@@ -136,4 +136,4 @@ if __name__ == '__main__':
                                             lock_config=True)
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
   flags.mark_flag_as_required('config')
-  sys.exit(cli.run(main))
+  sys.exit(cli.run(main, _CONFIG))

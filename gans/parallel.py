@@ -23,8 +23,8 @@ def initialize_distributed():
   """
   n = int(os.environ.get('JAX_NUM_PROCESSES', '1'))
   if n > 1:
-    if jax.default_backend() == 'cpu' or os.environ.get('JAX_PLATFORMS', '') == 'cpu':
-      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    # Only the CPU client reads this; asking for the backend here would start it too early.
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
                                num_processes=n, process_id=int(os.environ['JAX_PROCESS_ID']))
   elif 'TPU_WORKER_HOSTNAMES' in os.environ or 'SLURM_NTASKS' in os.environ:

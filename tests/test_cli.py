@@ -21,6 +21,7 @@ def assert_one_line_error(result, *fragments):
     ('--config.model.resolution=100', ['model.resolution=100', '2^(depth+1)']),
     ('--config.loss.name=wgan', ["unknown loss 'wgan'", 'relativistic-hinge']),
     ('--config.model.combine=sum', ["model.combine='sum'"]),
+    ('--config.model.depth=9', ['model.width=16', '>= 64']),
     ('--config.log_every=7', ['log_every=7', 'steps_per_dispatch']),
     ('--config.data.name=mnsit', ["'mnsit'"]),
     ('--config.data.name=folder', ['data.path']),

@@ -2,14 +2,17 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
-TINY = ['train.py', '--config', 'configs/msggan_digits.py:tiny', '--config.steps_per_dispatch=1',
-        '--config.log_every=1', '--config.num_steps=8']
+PER_STEP = ['train.py', '--config', 'configs/msggan_digits.py:tiny',
+            '--config.steps_per_dispatch=1', '--config.log_every=1']
+TINY = PER_STEP + ['--config.num_steps=8']
 
 
 def losses(workdir):
@@ -37,16 +40,13 @@ def _free_port():
 
 def test_two_processes_train_and_checkpoint(tmp_path):
   """jax.distributed over loopback with gloo, one CPU device per process (see DESIGN.md)."""
-  import subprocess
-  import sys
-  from conftest import ROOT
   port, workdir = _free_port(), str(tmp_path / 'run')
   procs = []
   for pid in range(2):
     env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'JAX_NUM_PROCESSES': '2', 'JAX_PROCESS_ID': str(pid),
            'JAX_COORDINATOR_ADDRESS': f'127.0.0.1:{port}'}
     env.pop('XLA_FLAGS', None)
-    cmd = ['timeout', '-s', 'KILL', '240', sys.executable, *TINY[:3], '--workdir', workdir,
+    cmd = ['timeout', '-s', 'KILL', '240', sys.executable, *PER_STEP, '--workdir', workdir,
            '--config.num_steps=10', '--config.checkpoint_every=5']
     procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True))
@@ -55,7 +55,7 @@ def test_two_processes_train_and_checkpoint(tmp_path):
     assert p.returncode == 0, err[-3000:]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '5']
   assert len(losses(workdir)) == 10  # only process 0 writes metrics
-  single = run_cli(TINY[:3] + ['--workdir', str(tmp_path / 'single'), '--config.num_steps=10',
-                               '--config.steps_per_dispatch=1', '--config.log_every=1'])
+  single = run_cli(PER_STEP + ['--workdir', str(tmp_path / 'single'), '--config.num_steps=10',
+                               '--config.checkpoint_every=5'])
   assert single.returncode == 0, single.stderr
   np.testing.assert_allclose(losses(workdir), losses(tmp_path / 'single'), rtol=2e-4, atol=2e-5)

@@ -29,11 +29,13 @@ def read_metrics(workdir):
 
 
 def test_learns_the_data_mean(tmp_path):
-  """After a short run the generator's average image moves most of the way to the data's."""
+  """After a short run the (EMA) generator's average image moves most of the way to the data's.
+
+  The decay is lowered so that 300 steps are many EMA time constants."""
   from gans import data, parallel
   from gans.methods import msggan
   config = tiny_config(num_steps=300, batch_size=16, steps_per_dispatch=10, log_every=100,
-                       sample_every=300, checkpoint_every=300, num_samples=64)
+                       sample_every=300, checkpoint_every=300, num_samples=64, ema_decay=0.9)
   real = data.make_source(config.data, 8, 1).load_all().astype(np.float32) / 127.5 - 1
   target = real.mean(0)
 
@@ -121,3 +123,45 @@ def test_trains_from_an_image_folder(tmp_path):
                           'model.image_channels': 3})
   state = trainer.train(config, str(tmp_path / 'run'))
   assert int(state.step) == config.num_steps
+
+
+def _steps(config, n=3):
+  from gans.data import sources
+  from gans.methods import msggan
+  images = sources.make_source(config.data, 8, config.model.image_channels).load_all()[:8]
+  state = msggan.init_state(config, jax.random.PRNGKey(0))
+  step = jax.jit(lambda s, x: msggan.train_step(config, s, x))
+  for _ in range(n):
+    state, metrics = step(state, images)
+  return state, jax.device_get(metrics)
+
+
+@pytest.mark.parametrize('loss', ['relativistic-hinge', 'hinge', 'standard-gan', 'wgan-gp',
+                                  'lsgan', 'lsgan-sigmoid', 'lsgan_batchmean', 'ns-r1'])
+def test_every_loss_trains_in_the_step(loss):
+  _, metrics = _steps(tiny_config(**{'loss.name': loss}))
+  assert all(np.isfinite(v) for v in metrics.values()), metrics
+  if loss == 'wgan-gp':
+    assert metrics['gp'] > 0  # the penalty is really computed and added
+  if loss == 'ns-r1':
+    assert metrics['r1'] > 0
+
+
+def test_msggan_v1_options_train():
+  config = tiny_config(**{'model.spectral_norm': True, 'model.equalized': False,
+                          'model.tanh': True, 'model.mbstd': 'v1', 'model.pixelnorm': False,
+                          'model.g_dilation': 2, 'model.d_dilation': 2,
+                          'fresh_g_latents': True, 'optim.g_lr': 1e-4, 'optim.d_lr': 4e-4})
+  from gans.methods import msggan
+  before = msggan.init_state(config, jax.random.PRNGKey(0))
+  after, metrics = _steps(config)
+  assert all(np.isfinite(v) for v in metrics.values())
+  u_before, u_after = jax.tree.leaves(before.d_stats), jax.tree.leaves(after.d_stats)
+  assert u_before and not all(np.array_equal(a, b) for a, b in zip(u_before, u_after))
+
+
+def test_bfloat16_compute_keeps_float32_state():
+  state, metrics = _steps(tiny_config(**{'model.dtype': 'bfloat16'}))
+  assert all(np.isfinite(v) for v in metrics.values())
+  assert {x.dtype for x in jax.tree.leaves((state.g_params, state.d_params, state.g_opt,
+                                            state.g_ema))} <= {np.dtype('float32'), np.dtype('int32')}
