@@ -24,6 +24,7 @@ def main(argv):
   del argv
   from gans import parallel, trainer
   parallel.initialize_distributed()
+  cli.enable_compilation_cache()
   print(f'training {_CONFIG.value.method} into {_WORKDIR.value}', file=sys.stderr)
   trainer.train(_CONFIG.value, _WORKDIR.value)
 

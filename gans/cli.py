@@ -1,4 +1,5 @@
 """What train.py and eval.py share: flag parsing and user errors as one line with exit code 2."""
+import os
 import sys
 
 from absl import app, flags, logging
@@ -33,6 +34,16 @@ def _parse(argv, config_flag):
                  'see the config file for the fields that exist')
     print(f'error: could not load the config: {message.strip()}', file=sys.stderr)
     sys.exit(2)
+
+
+def enable_compilation_cache():
+  """Keep compiled steps on disk so a restart (or a resume) skips most of the compilation."""
+  import jax
+  path = os.environ.get('GANS_COMPILATION_CACHE',
+                        os.path.join(os.path.expanduser('~'), '.cache', 'gans', 'jax'))
+  if path:
+    jax.config.update('jax_compilation_cache_dir', path)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 
 def run(main, config_flag=None, default_config=None):

@@ -80,7 +80,8 @@ def init_state(config, key):
   g_params, g_stats = _split(g.init(k_g, z))
   d_params, d_stats = _split(d.init(k_d, g.apply({'params': g_params, **g_stats}, z)))
   return TrainState(step=jnp.zeros((), jnp.int32), key=k_state, g_params=g_params,
-                    d_params=d_params, g_ema=g_params, g_opt=g_opt.init(g_params),
+                    d_params=d_params, g_ema=jax.tree.map(jnp.copy, g_params),  # own buffers,
+                    g_opt=g_opt.init(g_params),  # so the state can be donated leaf by leaf
                     d_opt=d_opt.init(d_params), g_stats=g_stats, d_stats=d_stats)
 
 
