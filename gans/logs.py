@@ -9,14 +9,22 @@ import numpy as np
 class MetricWriter:
   """One JSON object per line in DIR/metrics.jsonl, and the same scalars as TensorBoard events.
 
-  Only process 0 writes. tensorboardX writes event files without TensorFlow.
+  Only process 0 writes. tensorboardX writes event files without TensorFlow. A resumed run
+  first drops the lines a stopped run logged after its last checkpoint, so that every step
+  appears once, with the values of the run that continues.
   """
 
-  def __init__(self, workdir, enabled=True):
+  def __init__(self, workdir, enabled=True, resume_step=0):
     self.enabled = enabled
     if enabled:
       from tensorboardX import SummaryWriter
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+      path = os.path.join(workdir, 'metrics.jsonl')
+      if os.path.exists(path):
+        with open(path) as f:
+          kept = [line for line in f if line.strip() and json.loads(line)['step'] <= resume_step]
+        with open(path, 'w') as f:
+          f.writelines(kept)
+      self._jsonl = open(path, 'a')
       self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step, scalars):

@@ -166,7 +166,7 @@ def train(config, workdir):
   generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
   latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
                     out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
-  writer = logs.MetricWriter(workdir, enabled=lead)
+  writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step)
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
   total, k_max = config.num_steps, config.steps_per_dispatch
 
@@ -179,7 +179,7 @@ def train(config, workdir):
   last_logged = step
   try:
     with _StopRequest() as stop:
-      while step < total and not stop.requested:
+      while step < total:
         k = min(k_max, total - step)
         table, xs = feeder.get(step, k)
         compile_before = dispatch.compile_s
@@ -187,7 +187,8 @@ def train(config, workdir):
         t_last += dispatch.compile_s - compile_before  # compile time is not training time
         pending.append(metrics)
         step += k
-        boundary = step == total or stop.requested
+        stopping = stop.requested  # read once: a signal after this is seen next dispatch
+        boundary = step == total or stopping
         if step % config.log_every == 0 or step % config.checkpoint_every == 0 or boundary:
           host = parallel.to_host(pending)
           bad = logs.first_nonfinite(host, pending_start + 1)
@@ -201,13 +202,16 @@ def train(config, workdir):
           scalars = logs.summarize(host)
           writer.write(step, {**scalars, 'images_per_s': rate, 's_per_kimg': 1000 / rate,
                               'elapsed_s': now - t_start, 'compile_s': dispatch.compile_s})
-          progress.update(step, rate, {k: scalars[k] for k in ('d_loss', 'g_loss') if k in scalars})
+          progress.update(step, rate, {n: scalars[n] for n in ('d_loss', 'g_loss') if n in scalars})
           pending, pending_start, last_logged, t_last = [], step, step, now
         if step % config.sample_every == 0 or boundary:
           save_samples(step)
         if step % config.checkpoint_every == 0 or boundary:
           ckpt.save(step, state)
-        t_last = time.time() if pending == [] else t_last  # exclude sampling/saving from rates
+        if stopping:
+          break
+        if not pending:
+          t_last = time.time()  # sampling and saving are not training time
   finally:
     ckpt.close()
     writer.close()

@@ -194,13 +194,13 @@ class GansTestTinyImages(tfds.core.GeneratorBasedBuilder):
         {'image': tfds.features.Image(shape=(None, None, 3))}))
 
   def _split_generators(self, dl_manager):
-    return {'train': self._generate_examples()}
+    return {'train': self._generate_examples(range(6)), 'test': self._generate_examples([5.5, 6])}
 
-  def _generate_examples(self):
-    for i in range(6):
+  def _generate_examples(self, values):
+    for i in values:
       buffer = io.BytesIO()
-      Image.fromarray(np.full((10, 14, 3), 40 * i, np.uint8)).save(buffer, 'PNG')
-      yield i, {'image': buffer.getvalue()}
+      Image.fromarray(np.full((10, 14, 3), int(40 * i), np.uint8)).save(buffer, 'PNG')
+      yield str(i), {'image': buffer.getvalue()}
 
 
 def test_tfds_real_array_record(tmp_path):
@@ -211,6 +211,12 @@ def test_tfds_real_array_record(tmp_path):
   images = source.load_all()  # TFDS shuffles record order at build time: compare as a set
   assert sorted(images.reshape(6, -1).max(axis=1)) == [0, 40, 80, 120, 160, 200]
   assert (images.min(axis=(1, 2, 3)) == images.max(axis=(1, 2, 3))).all()
+  # Split arithmetic, as configs/msggan_flowers256.py uses ('train+validation+test').
+  both = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train+test'), 4, 1)
+  assert len(both) == 8
+  assert sorted(both.load_all().reshape(8, -1).max(axis=1))[-2:] == [220, 240]
+  half = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train[:50%]'), 4, 1)
+  assert len(half) == 3
   with pytest.raises(UserError, match="split 'trainA'.*train"):
     make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='trainA'), 4, 1)
   # The same files declared as tfrecord (what `tfds build` writes by default) need TensorFlow.

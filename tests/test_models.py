@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gans.models import msggan
+from numpy_ref import np_conv
 
 B = 2
 KEY = jax.random.key(0)
@@ -37,21 +38,6 @@ def abstract_models(depth, width=512, channels=3, **d_kwargs):
 
 
 # ---- numpy reference of the forward passes -------------------------------------------------
-
-def np_conv(x, k, dilation=1, padding='SAME'):
-  kh, kw = k.shape[:2]
-  eh, ew = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
-  if padding == 'SAME':
-    x = np.pad(x, ((0, 0), ((eh - 1) // 2, eh - 1 - (eh - 1) // 2),
-                   ((ew - 1) // 2, ew - 1 - (ew - 1) // 2), (0, 0)))
-  h, w = x.shape[1] - eh + 1, x.shape[2] - ew + 1
-  y = np.zeros((x.shape[0], h, w, k.shape[3]))
-  for p in range(kh):
-    for q in range(kw):
-      y += np.einsum('bhwc,co->bhwo', x[:, p * dilation:p * dilation + h,
-                                        q * dilation:q * dilation + w], k[p, q])
-  return y
-
 
 def lrelu(x):
   return np.where(x >= 0, x, 0.2 * x)

@@ -69,10 +69,10 @@ def test_sigterm_checkpoints_and_resume_matches(tmp_path):
           '--config.checkpoint_every=100000', '--config.sample_every=100000']
   proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
-  deadline = time.time() + 120
-  while not os.path.exists(os.path.join(workdir, 'metrics.jsonl')) and time.time() < deadline:
-    time.sleep(0.2)
-  time.sleep(1.0)
+  metrics, deadline = os.path.join(workdir, 'metrics.jsonl'), time.time() + 120
+  while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics)):
+    time.sleep(0.2)  # training is under way once the first line is logged
+  time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 0, err
@@ -82,6 +82,8 @@ def test_sigterm_checkpoints_and_resume_matches(tmp_path):
   resumed = trainer.train(tiny_config(num_steps=total), workdir)
   whole = trainer.train(tiny_config(num_steps=total), str(tmp_path / 'whole'))
   assert_same_state(whole, resumed)
+  logged = [m['step'] for m in read_metrics(workdir)]  # no step twice after the resume
+  assert logged == list(range(5, total + 1, 5))
 
 
 def test_streamed_and_on_device_data_give_the_same_run(tmp_path):
