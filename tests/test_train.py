@@ -79,8 +79,8 @@ def test_sigterm_checkpoints_and_resume_matches(tmp_path):
   steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit()]
   assert len(steps) == 1 and steps[0] % 5 == 0 and steps[0] > 0
   total = steps[0] + 10
-  resumed = trainer.train(tiny_config(num_steps=total), workdir)
-  whole = trainer.train(tiny_config(num_steps=total), str(tmp_path / 'whole'))
+  resumed = trainer.train(tiny_config(num_steps=total, log_every=5), workdir)
+  whole = trainer.train(tiny_config(num_steps=total, log_every=5), str(tmp_path / 'whole'))
   assert_same_state(whole, resumed)
   logged = [m['step'] for m in read_metrics(workdir)]  # no step twice after the resume
   assert logged == list(range(5, total + 1, 5))
