@@ -72,8 +72,8 @@ def peak_memory_bytes():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'host RSS'
 
 
-def benchmark(config, repeats=10):
-  """Measure one config; returns a dict (the JSON line)."""
+def benchmark(config, repeats=10, peak_tflops=None):
+  """Measure one config; returns a dict (the JSON line). peak_tflops overrides the table."""
   config_lib.validate(config)
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
@@ -104,7 +104,7 @@ def benchmark(config, repeats=10):
   images_per_s = batch / step_s
   g_fwd, d_fwd = model_flops(config)
   reference, necessary = iteration_flops(config, g_fwd, d_fwd)
-  peak = peak_flops(config.model.dtype)
+  peak = peak_tflops * 1e12 if peak_tflops else peak_flops(config.model.dtype)
   memory, memory_kind = peak_memory_bytes()
   return {
       'method': config.method, 'depth': config.model.depth, 'resolution': shape[0],
@@ -125,7 +125,7 @@ def benchmark(config, repeats=10):
 
 def main(argv):
   del argv
-  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value)))
+  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)))
 
 
 if __name__ == '__main__':
@@ -135,5 +135,7 @@ if __name__ == '__main__':
   _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file[:variant].',
                                             lock_config=True)
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
+  _PEAK = flags.DEFINE_float('peak_tflops', None, 'Peak FLOP/s of all devices, in TFLOP/s, for '
+                             'MFU where the device is not in PEAK_FLOPS (e.g. a CPU).')
   flags.mark_flag_as_required('config')
   sys.exit(cli.run(main, _CONFIG))

@@ -1,0 +1,26 @@
+"""gans.bench reports consistent numbers (it measures speed; nothing here asserts one)."""
+import pytest
+
+from conftest import tiny_config
+from gans import bench
+
+
+def test_benchmark_line_is_consistent():
+  r = bench.benchmark(tiny_config(), repeats=2, peak_tflops=1.0)
+  assert r['images_per_s'] > 0 and r['compile_s'] > 0 and r['peak_memory_mb'] > 0
+  assert r['s_per_kimg'] == pytest.approx(1000 / r['images_per_s'], rel=1e-3)
+  assert r['mfu_necessary'] == pytest.approx(
+      r['images_per_s'] * r['gflop_per_image_necessary'] * 1e9 / 1e12, rel=1e-2)
+  # The model's own count and XLA's agree to within the non-conv work XLA also counts.
+  assert r['xla_gflop_per_image'] == pytest.approx(r['gflop_per_image_necessary'], rel=0.3)
+
+
+@pytest.mark.parametrize('loss, d_forwards', [('relativistic-hinge', 9), ('hinge', 8)])
+def test_iteration_flops_follow_the_spec(loss, d_forwards):
+  """Spec §14 at depth 4, width 512: reference 4G + 12D = 166.27 GFLOP per image."""
+  config = tiny_config(**{'model.depth': 4, 'model.width': 512, 'model.latent_size': 512,
+                          'model.image_channels': 3, 'loss.name': loss})
+  g, d = bench.model_flops(config)
+  reference, necessary = bench.iteration_flops(config, g, d)
+  assert reference / 1e9 == pytest.approx(166.27, abs=0.05)
+  assert necessary == 4 * g + d_forwards * d
