@@ -57,3 +57,15 @@ def test_incompatible_checkpoint_from_the_cli(tmp_path):
   assert run_cli(TINY + ['--workdir', str(tmp_path), '--config.num_steps=10']).returncode == 0
   result = run_cli(TINY + ['--workdir', str(tmp_path), '--config.model.latent_size=8'])
   assert_one_line_error(result, 'model.latent_size: 16 -> 8', 'new --workdir')
+
+
+def test_eval_redraws_sample_sheets_from_a_checkpoint(tmp_path):
+  assert run_cli(TINY + ['--workdir', str(tmp_path), '--config.num_steps=10']).returncode == 0
+  result = run_cli(['eval.py', '--workdir', str(tmp_path), '--num_samples', '9'])
+  assert result.returncode == 0, result.stderr
+  assert (tmp_path / 'figures' / 'all_scales' / 'step_00000010.png').exists()
+  assert (tmp_path / 'figures' / '8x8' / 'step_00000010.png').exists()
+  assert_one_line_error(run_cli(['eval.py', '--workdir', str(tmp_path / 'nothing')]),
+                        'no training run')
+  assert_one_line_error(run_cli(['eval.py', '--workdir', str(tmp_path), '--step', '7']),
+                        'available: [10]')
