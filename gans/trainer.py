@@ -1,8 +1,8 @@
 """The one training loop every method runs in: restore, compile, run, log, sample, checkpoint.
 
-The host only enqueues work between log intervals: K steps are fused into one compiled
-lax.scan per dispatch, the state's buffers are donated, and metrics stay on the devices until a
-log, sample or checkpoint boundary needs them. Checkpoints are taken only after the metrics since
+The host only enqueues work between log intervals: K steps run per dispatch (one fused
+lax.scan on accelerators, see Dispatch), the state's buffers are donated, and metrics stay on
+the devices until a log, sample or checkpoint boundary needs them. Checkpoints are taken only after the metrics since
 the previous one were seen to be finite, so a diverged run never overwrites a good checkpoint.
 """
 import functools
@@ -115,12 +115,14 @@ def load(workdir, step=None):
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config)
   available = ckpt.manager.all_steps()
   if not available or (step is not None and step not in available):
+    ckpt.close()
     raise UserError(f'no checkpoint {"at step " + str(step) if step is not None else ""} in '
                     f'{workdir}/checkpoints; available: {sorted(available) or "none"}')
-  method = methods.get(config.method)
-  state = ckpt.restore(abstract_state(method, config, parallel.make_mesh()), step)
-  ckpt.close()
-  return config, state
+  try:
+    method = methods.get(config.method)
+    return config, ckpt.restore(abstract_state(method, config, parallel.make_mesh()), step)
+  finally:
+    ckpt.close()
 
 
 def write_samples(method, config, state, latents, directory, tag, generate=None):

@@ -32,7 +32,7 @@ def test_learns_the_data_mean(tmp_path):
   """After a short run the (EMA) generator's average image moves most of the way to the data's.
 
   The decay is lowered so that 300 steps are many EMA time constants."""
-  from gans import data, parallel
+  from gans import data
   from gans.methods import msggan
   config = tiny_config(num_steps=300, batch_size=16, steps_per_dispatch=10, log_every=100,
                        sample_every=300, checkpoint_every=300, num_samples=64, ema_decay=0.9)
