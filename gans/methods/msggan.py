@@ -155,6 +155,18 @@ def generate(config, state: TrainState, z, ema=True):
   return g.apply({'params': params, **state.g_stats}, z)
 
 
+def eval_sets(config, outputs):
+  """The image sets metrics are computed on: '' (the headline) is full resolution, and every
+  lower output scale is its own set ('4x4', ...), for per-scale FID (metrics spec 7.1)."""
+  *lower, full = outputs
+  return {'': full, **{f'{s.shape[1]}x{s.shape[1]}': s for s in lower}}
+
+
+def real_eval_sets(config, images):
+  """The same sets from real [-1, 1] images: the training pyramid (box pooling) of the batch."""
+  return eval_sets(config, layers.image_pyramid(images, config.model.depth))
+
+
 def sheets(config, outputs):
   """Sample sheets from host copies of generate()'s outputs: (name, images, columns) triples.
 

@@ -1,0 +1,225 @@
+"""Metrics of a trained generator against its dataset: FID, KID, IS, precision/recall.
+
+The generated side: `num_samples` latents from a fixed seed, the EMA generator, the method's
+eval sets (`eval_sets` hook; MSG-GAN adds one set per lower scale), quantised to uint8, through
+the extractor: one jitted computation per batch, the batch sharded over every device of every
+process. The batch count is rounded up and the surplus rows dropped, so exactly num_samples
+images are scored. The real side goes through the same quantise -> extractor path, read from
+the run's own data config (the full split unless --num_real), its last batch padded and the
+padding dropped; its features are computed once and cached in a file named by dataset, split,
+resolution and extractor (with a hash of everything else that changes them).
+
+Every number is stored with the sample count, the reference set and the extractor that made
+it, in DIR/eval/<step>.json (merged with what an earlier evaluation of that step wrote).
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+
+import jax
+import numpy as np
+
+from gans import data, methods, parallel
+from gans.errors import UserError
+from gans.metrics import extractors, fid, inception_score, kid, precision_recall
+
+METRICS = ('fid', 'kid', 'is', 'pr')
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  metrics: tuple = ('fid', 'kid')
+  num_samples: int = 50_000
+  num_real: int = 0  # 0: the whole split (fid50k_full)
+  batch_size: int = 200  # rounded up to a multiple of the device count
+  seed: int = 0
+  stats_dir: str = ''  # '' -> $GANS_STATS_DIR or ~/.cache/gans/stats
+  kid_subsets: int = 100
+  kid_subset_size: int = 1000
+  is_splits: int = 10
+  pr_k: int = 3
+
+
+def parse_metrics(names):
+  """('fid', 'kid') from 'fid,kid' or a list; UserError on a name that is not a metric."""
+  if isinstance(names, str):
+    names = names.split(',')
+  names = tuple(n.strip().lower() for n in names if n.strip())
+  bad = [n for n in names if n not in METRICS]
+  if bad:
+    raise UserError(f'unknown metric {bad[0]!r}; choose from {",".join(METRICS)}')
+  return names
+
+
+def stats_dir(options):
+  return options.stats_dir or os.environ.get('GANS_STATS_DIR') or os.path.join(
+      os.path.expanduser('~'), '.cache', 'gans', 'stats')
+
+
+def _sets(method, config, images, real):
+  hook = getattr(method, 'real_eval_sets' if real else 'eval_sets', None)
+  return hook(config, images) if hook else {'': images}
+
+
+def _batch(options, mesh):
+  n = mesh.devices.size
+  return -(-options.batch_size // n) * n
+
+
+def _extract_fn(method, config, extractor, mesh, batch, real):
+  """jit(state, params, x) -> {set: (features, logits)}, replicated out; x = images or key."""
+  sharding = parallel.batch_sharding(mesh)
+
+  def fn(state, params, x):
+    if real:
+      images = x.astype(np.float32) * (2.0 / 255.0) - 1.0
+    else:
+      z = jax.lax.with_sharding_constraint(method.sample_latents(config, x, batch), sharding)
+      images = method.generate(config, state, z)
+    sets = _sets(method, config, images, real)
+    return {name: extractor.apply(params, extractors.quantize(s)) for name, s in sets.items()}
+
+  return jax.jit(fn, out_shardings=parallel.replicated(mesh))
+
+
+def _dataset_tag(source):
+  return re.sub(r'[^A-Za-z0-9.-]+', '-', source.name.replace('tfds:', '')).strip('-')
+
+
+def reference_features(method, config, extractor, mesh, options):
+  """({set: real features}, description) for the run's dataset, from the cache when present."""
+  r, _, c = method.image_shape(config)
+  source = data.make_source(config.data, r, c)
+  n = len(source) if options.num_real <= 0 else min(options.num_real, len(source))
+  split = config.data.get('split', 'train') if config.data.name not in ('digits', 'folder') else 'all'
+  description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
+                 f'({"full split" if n == len(source) else "subset"}), no flips')
+  key = json.dumps([source.name, split, r, c, config.data.get('center_crop', 0),
+                    config.data.get('percentage', 100.0), n, extractor.name, extractor.info,
+                    getattr(method, '__name__', '')], sort_keys=True)
+  path = os.path.join(stats_dir(options), f'{_dataset_tag(source)}_{split}_{r}px_{extractor.name}'
+                      f'_n{n}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      return {k[len('features_'):]: cached[k] for k in cached.files}, description, path
+  batch = _batch(options, mesh)
+  fn = _extract_fn(method, config, extractor, mesh, batch, real=True)
+  sharding = parallel.batch_sharding(mesh)
+  params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
+  parts = []
+  for start in range(0, n, batch):
+    idx = np.arange(start, min(start + batch, n))
+    padded = np.concatenate([idx, np.full(batch - len(idx), idx[0])])
+    x = parallel.global_array(sharding, (batch, r, r, c), lambda lo, hi: source[padded[lo:hi]], 0)
+    out = parallel.to_host(fn(None, params, x))
+    parts.append({name: f[:len(idx)] for name, (f, _) in out.items()})
+  features = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp.npz'
+    np.savez(tmp, **{f'features_{k}': v for k, v in features.items()})
+    os.replace(tmp, path)
+  return features, description, path
+
+
+def generated_features(method, config, state, extractor, mesh, options):
+  """({set: features}, headline logits) of options.num_samples EMA-generator samples."""
+  batch = _batch(options, mesh)
+  fn = _extract_fn(method, config, extractor, mesh, batch, real=False)
+  params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
+  base = jax.random.PRNGKey(options.seed)
+  features, logits = {}, []
+  for i in range(-(-options.num_samples // batch)):
+    out = parallel.to_host(fn(state, params, jax.random.fold_in(base, i)))
+    for name, (f, l) in out.items():
+      features.setdefault(name, []).append(f)
+      if name == '':
+        logits.append(l)
+  n = options.num_samples
+  return {k: np.concatenate(v)[:n] for k, v in features.items()}, np.concatenate(logits)[:n]
+
+
+def scores(metrics, real, fake, logits, suffix, options, reference=''):
+  """{key: entry} for the requested metrics; per-scale sets get FID only (fid<suffix>_<set>)."""
+  out = {}
+  for name in sorted(fake, key=lambda k: (k != '', k)):
+    tail = f'{suffix}_{name}' if name else suffix
+    r, f = real[name], fake[name]
+    counts = {'num_fake': len(f), 'num_real': len(r),
+              'reference': f'{reference}; set {name!r} of real_eval_sets' if name else reference}
+    if 'fid' in metrics:
+      out[f'fid{tail}'] = {'value': fid.fid(r, f), **counts}
+    if name:
+      continue
+    if 'kid' in metrics:
+      mean, std, m = kid.kid(r, f, options.kid_subsets, options.kid_subset_size, options.seed)
+      out[f'kid{tail}'] = {'value': mean, 'std': std, 'subsets': options.kid_subsets,
+                           'subset_size': m, **counts}
+    if 'is' in metrics:
+      mean, std = inception_score.inception_score(logits, options.is_splits)
+      out[f'is{tail}'] = {'value': mean, 'std': std, 'splits': options.is_splits,
+                          'num_fake': len(logits)}  # no reference set
+    if 'pr' in metrics:
+      # Kynkaanniemi et al. use VGG-16 features; these are the extractor's, hence the name.
+      space = suffix.strip('_') or 'inception'
+      p, rc = precision_recall.precision_recall(r, f, options.pr_k)
+      out[f'precision_{space}'] = {'value': p, 'k': options.pr_k, **counts}
+      out[f'recall_{space}'] = {'value': rc, 'k': options.pr_k, **counts}
+  return out
+
+
+def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
+  """Score one checkpoint of a workdir; returns the record written to DIR/eval/<step>.json.
+
+  `loaded` = (config, state) skips the restore (training calls this on its live state).
+  """
+  from gans import trainer
+  rule = ('training state' if loaded else 'latest checkpoint' if step is None
+          else 'checkpoint asked for')
+  config, state = loaded or trainer.load(workdir, step)
+  method = methods.get(config.method)
+  mesh = parallel.make_mesh()
+  metrics = parse_metrics(options.metrics)
+  t0 = time.time()
+  real, reference, cache = reference_features(method, config, extractor, mesh, options)
+  fake, logits = generated_features(method, config, state, extractor, mesh, options)
+  results = scores(metrics, real, fake, logits, extractor.suffix, options, reference)
+  for entry in results.values():
+    entry['extractor'] = extractor.name
+  step = int(parallel.to_host(state.step))
+  record = {'step': step, 'checkpoint': rule,
+            'generator': 'EMA', 'seed': options.seed, 'metrics': results,
+            'extractors': {extractor.name: extractor.info}, 'reference_cache': cache,
+            'seconds': round(time.time() - t0, 1)}
+  if write and jax.process_index() == 0:
+    record = _merge(os.path.join(workdir, 'eval', f'{step}.json'), record)
+  return record
+
+
+def _merge(path, record):
+  """Write record into path, keeping the metrics an earlier evaluation of that step wrote."""
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    record = {**old, **record, 'metrics': {**old.get('metrics', {}), **record['metrics']},
+              'extractors': {**old.get('extractors', {}), **record['extractors']}}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(f'{path}.tmp', 'w') as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+  os.replace(f'{path}.tmp', path)
+  return record
+
+
+def table(record, workdir=''):
+  """The record's metrics as aligned text, one row per number with its counts and reference."""
+  rows = [('metric', 'value', '+-std', 'N fake', 'N real', 'reference')]
+  for key, e in sorted(record['metrics'].items()):
+    rows.append((key, f'{e["value"]:.6g}', f'{e["std"]:.3g}' if 'std' in e else '',
+                 str(e.get('num_fake', '')), str(e.get('num_real', '')), e.get('reference', '')))
+  widths = [max(len(r[i]) for r in rows) for i in range(5)]
+  lines = [f'{workdir} step {record["step"]}'.strip()]
+  lines += ['  '.join(c.ljust(w) for c, w in zip(r[:5], widths)) + '  ' + r[5] for r in rows]
+  return '\n'.join(lines)

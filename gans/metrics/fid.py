@@ -1,0 +1,41 @@
+"""Frechet distance between Gaussians fitted to two feature sets (FID).
+
+The matrix square root is taken in TF-GAN's symmetric form,
+Tr((S1 S2)^1/2) = Tr((S1^1/2 S2 S1^1/2)^1/2), through two symmetric eigendecompositions: the
+eigenvalues of a PSD matrix are real, so there is no complex residue to discard and no NaN when
+a covariance is singular (fewer samples than dimensions), the failure pytorch-fid patches with
+eps * I and a retry (bioinf-jku/TTUR#31). Round-off negatives are clamped to 0.
+"""
+import numpy as np
+
+
+def gaussian(features):
+  """(mean, covariance) of [N, D] features in float64, covariance with N - 1 as np.cov."""
+  x = np.asarray(features, np.float64)
+  if x.shape[0] < 2:
+    raise ValueError(f'need at least 2 feature vectors for a covariance, got {x.shape[0]}')
+  return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def _sqrt_psd(s):
+  w, v = np.linalg.eigh(s)
+  return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1, sigma2):
+  """Tr((sigma1 sigma2)^1/2) for symmetric PSD matrices."""
+  s1 = _sqrt_psd(np.asarray(sigma1, np.float64))
+  m = s1 @ np.asarray(sigma2, np.float64) @ s1
+  return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None))))
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2):
+  """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^1/2)."""
+  diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+               - 2.0 * trace_sqrt_product(sigma1, sigma2))
+
+
+def fid(features1, features2):
+  """FID of two [N, D] feature sets."""
+  return frechet_distance(*gaussian(features1), *gaussian(features2))
