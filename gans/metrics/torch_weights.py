@@ -119,10 +119,10 @@ def _read_legacy(path):
 
 def read_state_dict(path):
   """{name: numpy array} from a torch.save'd state dict (zip or legacy format)."""
-  if zipfile.is_zipfile(path):
-    result = _read_zip(path)
-  else:
-    result = _read_legacy(path)
+  try:
+    result = _read_zip(path) if zipfile.is_zipfile(path) else _read_legacy(path)
+  except (pickle.UnpicklingError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    raise FormatError(f'not a readable torch.save file ({type(e).__name__}: {e})') from e
   if not isinstance(result, dict):
     raise FormatError(f'expected a state dict, found {type(result).__name__}')
   return dict(result)
