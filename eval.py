@@ -1,34 +1,64 @@
-"""Evaluate a training run: python eval.py --workdir DIR [--step N] [--num_samples 64].
+"""Evaluate training runs: metrics, and the figures a run supports.
 
-Restores the run's latest (or given) checkpoint with the config saved beside it and writes
-sample sheets from the EMA generator into DIR/figures/. Metrics (FID, KID, IS, ...) are the
-subject of a later change and will be added here.
+  python eval.py --workdir DIR [--step N] [--metrics fid,kid,is,pr] [--num_samples 50000]
+                 [--extractor inception|classifier] [--inception PATH] [--classifier DIR]
+  python eval.py --workdir DIR --figures
+
+Metrics are computed from the EMA generator of the latest (or --step) checkpoint against the
+run's own dataset, written to DIR/eval/<step>.json and printed as a table; --workdir takes a
+comma-separated list. FID, KID, IS and precision/recall use the FID Inception network, whose
+weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth) cannot be downloaded here: pass
+the file with --inception. `--extractor classifier --classifier DIR` computes them in the
+feature space of a classifier trained by the project instead, as fid_classifier etc.
+--figures redraws sample sheets, slerp interpolations and loss/metric curves into
+DIR/figures/; with --figures, metrics run only when --metrics is given.
 """
-import os
 import sys
 
-import jax
 from absl import flags
 
 from gans import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.', required=True)
+_WORKDIR = flags.DEFINE_list('workdir', None, 'Training run directories (comma-separated).',
+                             required=True)
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
-_NUM = flags.DEFINE_integer('num_samples', 64, 'Samples per sheet.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
+_METRICS = flags.DEFINE_string('metrics', None, 'Comma-separated subset of fid,kid,is,pr '
+                               '(default fid,kid; none with --figures). Per-scale FID comes '
+                               'with fid for methods that define extra eval sets (MSG-GAN).')
+_NUM = flags.DEFINE_integer('num_samples', 50_000, 'Generated images per metric.')
+_NUM_REAL = flags.DEFINE_integer('num_real', 0, 'Real images (0: the whole split).')
+_EXTRACTOR = flags.DEFINE_list('extractor', ['inception'], 'inception and/or classifier.')
+_INCEPTION = flags.DEFINE_string('inception', None, 'pt_inception-2015-12-05-6726825d.pth '
+                                 '(default $GANS_INCEPTION or ~/.cache/gans/).')
+_CLASSIFIER = flags.DEFINE_string('classifier', None, 'Workdir of a trained project classifier.')
+_BATCH = flags.DEFINE_integer('batch_size', 200, 'Images per device batch step, all devices.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latents (and the KID subsets).')
+_STATS = flags.DEFINE_string('stats_dir', '', 'Reference-feature cache (default '
+                             '$GANS_STATS_DIR or ~/.cache/gans/stats).')
+_FIGURES = flags.DEFINE_bool('figures', False, 'Redraw every figure of the run.')
+_SHEET = flags.DEFINE_integer('sheet_samples', 64, 'Samples per sample sheet.')
 
 
 def main(argv):
   del argv
-  from gans import methods, parallel, trainer
+  from gans import evaluate, parallel, trainer
   parallel.initialize_distributed()
-  config, state = trainer.load(_WORKDIR.value, _STEP.value)
-  method = methods.get(config.method)
-  latents = method.sample_latents(config, jax.random.PRNGKey(_SEED.value), _NUM.value)
-  step = int(parallel.to_host(state.step))
-  for path in trainer.write_samples(method, config, state, latents,
-                                    os.path.join(_WORKDIR.value, 'figures'), f'step_{step:08d}'):
-    print(path)
+  metrics = _METRICS.value if _METRICS.value is not None else ('' if _FIGURES.value else 'fid,kid')
+  options = evaluate.Options(metrics=evaluate.parse_metrics(metrics), num_samples=_NUM.value,
+                             num_real=_NUM_REAL.value, batch_size=_BATCH.value,
+                             seed=_SEED.value, stats_dir=_STATS.value)
+  extractors = None  # built after the first run loads, so a wrong --workdir is reported first
+  for workdir in _WORKDIR.value:
+    if options.metrics:
+      loaded = trainer.load(workdir, _STEP.value)
+      extractors = extractors or evaluate.make_extractors(_EXTRACTOR.value, _INCEPTION.value,
+                                                          _CLASSIFIER.value)
+      for extractor in extractors:
+        record = evaluate.evaluate(workdir, extractor, options, _STEP.value, loaded)
+        print(evaluate.table(record, workdir))
+    if _FIGURES.value:
+      for path in evaluate.draw_figures(workdir, _STEP.value, _SHEET.value, _SEED.value):
+        print(path)
 
 
 if __name__ == '__main__':

@@ -174,11 +174,9 @@ def scores(metrics, real, fake, logits, suffix, options, reference=''):
 def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   """Score one checkpoint of a workdir; returns the record written to DIR/eval/<step>.json.
 
-  `loaded` = (config, state) skips the restore (training calls this on its live state).
+  `loaded` = (config, state) of that checkpoint skips the restore (training passes its state).
   """
   from gans import trainer
-  rule = ('training state' if loaded else 'latest checkpoint' if step is None
-          else 'checkpoint asked for')
   config, state = loaded or trainer.load(workdir, step)
   method = methods.get(config.method)
   mesh = parallel.make_mesh()
@@ -189,6 +187,7 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   results = scores(metrics, real, fake, logits, extractor.suffix, options, reference)
   for entry in results.values():
     entry['extractor'] = extractor.name
+  rule = 'latest' if step is None else 'asked for'
   step = int(parallel.to_host(state.step))
   record = {'step': step, 'checkpoint': rule,
             'generator': 'EMA', 'seed': options.seed, 'metrics': results,
@@ -223,3 +222,99 @@ def table(record, workdir=''):
   lines = [f'{workdir} step {record["step"]}'.strip()]
   lines += ['  '.join(c.ljust(w) for c, w in zip(r[:5], widths)) + '  ' + r[5] for r in rows]
   return '\n'.join(lines)
+
+
+_NOT_CURVES = ('step', 'images_per_s', 's_per_kimg', 'elapsed_s', 'compile_s')
+_METRIC_PREFIXES = ('fid', 'kid', 'is_', 'precision', 'recall')
+
+
+def _is_metric(key):
+  return key == 'is' or key.startswith(_METRIC_PREFIXES)
+
+
+def curve_figures(workdir):
+  """losses.png and training_scalars.png from metrics.jsonl, metrics.png from the metrics
+  logged in training and the eval/<step>.json files. Returns the paths written."""
+  out = os.path.join(workdir, 'figures')
+  series, paths = {}, []
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if os.path.exists(path):
+    with open(path) as f:
+      for record in (json.loads(line) for line in f if line.strip()):
+        for key, value in record.items():
+          if key not in _NOT_CURVES:
+            series.setdefault(key, ([], []))
+            series[key][0].append(record['step'])
+            series[key][1].append(value)
+  evals = os.path.join(workdir, 'eval')
+  for name in sorted(os.listdir(evals)) if os.path.isdir(evals) else ():
+    if name.endswith('.json'):
+      with open(os.path.join(evals, name)) as f:
+        record = json.load(f)
+      for key, entry in record.get('metrics', {}).items():
+        series.setdefault(key, ([], []))
+        series[key][0].append(record['step'])
+        series[key][1].append(entry['value'])
+  groups = {'losses': lambda k: k.endswith('loss'), 'metrics': _is_metric,
+            'training_scalars': lambda k: not k.endswith('loss') and not _is_metric(k)}
+  from gans import figures
+  for title, belongs in groups.items():
+    chosen = {}
+    for k, (x, y) in sorted(series.items()):
+      if belongs(k):
+        order = np.argsort(x, kind='stable')
+        chosen[k] = (np.asarray(x)[order], np.asarray(y)[order])
+    if chosen:
+      paths.append(figures.line_chart(chosen, os.path.join(out, f'{title}.png'), title))
+  return paths
+
+
+def interpolation_figure(method, config, state, path, seed=0, rows=6, steps=10):
+  """Slerp walks between `rows` pairs of latents, `steps` images each, from the EMA generator
+  (the method's headline eval set, e.g. MSG-GAN's full resolution)."""
+  from gans import figures
+  mesh = parallel.make_mesh()
+  ka, kb = jax.random.split(jax.random.PRNGKey(seed))
+  a = parallel.to_host(method.sample_latents(config, ka, rows))
+  b = parallel.to_host(method.sample_latents(config, kb, rows))
+  z = figures.slerp(a, b, np.linspace(0.0, 1.0, steps)).reshape(rows * steps, -1)
+  generate = jax.jit(lambda s, z: _sets(method, config, method.generate(config, s, z), False)[''],
+                     out_shardings=parallel.replicated(mesh))
+  images = parallel.to_host(generate(state, parallel.replicate(mesh, z)))
+  if jax.process_index() == 0:
+    figures.save_grid(images, path, ncol=steps)
+  return path
+
+
+def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
+  """Every figure the workdir supports, into DIR/figures/: the method's sample sheets, slerp
+  interpolations, loss and metric curves. Returns the paths written."""
+  from gans import trainer
+  config, state = trainer.load(workdir, step)
+  method = methods.get(config.method)
+  step = int(parallel.to_host(state.step))
+  tag = f'step_{step:08d}'
+  out = os.path.join(workdir, 'figures')
+  latents = method.sample_latents(config, jax.random.PRNGKey(seed), sheet_samples)
+  paths = trainer.write_samples(method, config, state, latents, out, tag)
+  paths.append(interpolation_figure(method, config, state,
+                                    os.path.join(out, 'interpolation', f'{tag}.png'), seed))
+  if jax.process_index() == 0:
+    paths += curve_figures(workdir)
+  return paths
+
+
+def make_extractors(names, inception_path=None, classifier_dir=None):
+  """Extractors by name ('inception', 'classifier'), with one-line errors for what is missing."""
+  out = []
+  for name in names:
+    if name == 'inception':
+      out.append(extractors.inception(inception_path))
+    elif name == 'classifier':
+      if not classifier_dir:
+        raise UserError('--extractor classifier needs --classifier=DIR, the workdir of a '
+                        'classifier trained with the project (configs/classifier_*.py)')
+      out.append(extractors.classifier(classifier_dir))
+    else:
+      raise UserError(f'unknown extractor {name!r}; choose inception or classifier')
+  return out

@@ -61,11 +61,12 @@ def test_incompatible_checkpoint_from_the_cli(tmp_path):
 
 def test_eval_redraws_sample_sheets_from_a_checkpoint(tmp_path):
   assert run_cli(TINY + ['--workdir', str(tmp_path), '--config.num_steps=10']).returncode == 0
-  result = run_cli(['eval.py', '--workdir', str(tmp_path), '--num_samples', '9'])
+  result = run_cli(['eval.py', '--workdir', str(tmp_path), '--figures', '--sheet_samples', '9'])
   assert result.returncode == 0, result.stderr
   assert (tmp_path / 'figures' / 'all_scales' / 'step_00000010.png').exists()
   assert (tmp_path / 'figures' / '8x8' / 'step_00000010.png').exists()
   assert_one_line_error(run_cli(['eval.py', '--workdir', str(tmp_path / 'nothing')]),
                         'no training run')
-  assert_one_line_error(run_cli(['eval.py', '--workdir', str(tmp_path), '--step', '7']),
+  assert_one_line_error(run_cli(['eval.py', '--workdir', str(tmp_path), '--step', '7',
+                                 '--figures']),
                         'available: [10]')

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 from typing import Any, Callable
 
 import jax
@@ -144,10 +145,12 @@ def inception(path=None, sha256_prefix=None):
   return Extractor('inception', '', jax.tree.map(jnp.asarray, variables), apply, info)
 
 
-def from_frozen(frozen, name):
+def from_frozen(frozen, name, info=None):
   """An extractor from a frozen project classifier (features(x), logits(x) on [-1, 1] images).
 
   The classifier sees the same quantised images as Inception does, mapped back to [-1, 1].
+  `info` identifies the classifier (it keys the reference cache, so it must change when the
+  classifier does).
   """
   def apply(params, images):
     del params
@@ -156,4 +159,19 @@ def from_frozen(frozen, name):
 
   return Extractor(name, '_classifier', {}, apply,
                    {'extractor': f'project classifier {name}',
-                    'quantisation': 'uint8, round((x + 1) * 127.5)'})
+                    'quantisation': 'uint8, round((x + 1) * 127.5)', **(info or {})})
+
+
+def classifier(workdir):
+  """The extractor of a classifier trained by the project in `workdir` (its latest checkpoint)."""
+  try:
+    from gans.methods import classifier as method
+  except ImportError as e:
+    raise UserError('this version has no project classifier (gans.methods.classifier)') from e
+  workdir = os.path.abspath(workdir)
+  ckpts = os.path.join(workdir, 'checkpoints')
+  steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
+  frozen = method.load_frozen(workdir)
+  tag = re.sub(r'[^A-Za-z0-9.-]+', '-', os.path.basename(workdir)) or 'classifier'
+  return from_frozen(frozen, f'classifier-{tag}',
+                     {'classifier_workdir': workdir, 'classifier_step': steps[-1] if steps else None})

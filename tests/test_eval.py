@@ -1,0 +1,141 @@
+"""The evaluation driver: counts, references and caching, sharding, figures, CLI errors.
+
+Metrics run here in the feature space of a tiny random network standing in for a classifier
+(the Inception network needs its 95 MB weights file, which tests cannot download).
+"""
+import json
+import os
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import run_cli, tiny_config
+from test_cli import assert_one_line_error
+
+
+class _Net(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    f = jnp.mean(nn.relu(nn.Conv(16, (3, 3), strides=2)(x)), axis=(1, 2))
+    return f, nn.Dense(10)(f)
+
+
+def standin_extractor():
+  """A fixed random conv net on [-1, 1] images at 8x8x3, as a project classifier would be."""
+  from gans.metrics import extractors
+  net = _Net()
+  params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
+
+  class Frozen:
+    def features(self, x):
+      x = jax.image.resize(x, (x.shape[0], 8, 8, x.shape[3]), 'linear')
+      return net.apply(params, jnp.repeat(x, 3 // x.shape[-1], axis=-1))[0]
+
+    def logits(self, x):
+      x = jax.image.resize(x, (x.shape[0], 8, 8, x.shape[3]), 'linear')
+      return net.apply(params, jnp.repeat(x, 3 // x.shape[-1], axis=-1))[1]
+
+  return extractors.from_frozen(Frozen(), 'standin', {'seed': 0})
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  from gans import trainer
+  path = str(tmp_path_factory.mktemp('run'))
+  trainer.train(tiny_config(num_steps=10), path)
+  return path
+
+
+def options(tmp, **kw):
+  from gans import evaluate
+  base = dict(metrics=('fid', 'kid', 'is', 'pr'), num_samples=50, batch_size=16,
+              stats_dir=str(tmp), kid_subsets=5)
+  return evaluate.Options(**{**base, **kw})
+
+
+def test_every_number_carries_its_counts_reference_and_extractor(workdir, tmp_path):
+  from gans import evaluate
+  record = evaluate.evaluate(workdir, standin_extractor(), options(tmp_path))
+  m = record['metrics']
+  assert set(m) == {'fid_classifier', 'fid_classifier_4x4', 'kid_classifier', 'is_classifier',
+                    'precision_classifier', 'recall_classifier'}
+  for key, entry in m.items():
+    assert entry['num_fake'] == 50, key  # 4 batches of 16, the surplus 14 dropped
+    assert entry['extractor'] == 'standin'
+    if key != 'is_classifier':
+      assert entry['num_real'] == 1797 and 'digits' in entry['reference'], key
+  assert '4x4' in m['fid_classifier_4x4']['reference']
+  assert m['kid_classifier']['subset_size'] == 50 and m['is_classifier']['splits'] == 10
+  with open(os.path.join(workdir, 'eval', '10.json')) as f:
+    assert json.load(f)['metrics'] == json.loads(json.dumps(m))
+  table = evaluate.table(record)
+  assert 'fid_classifier_4x4' in table and '1797' in table
+
+
+def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, tmp_path):
+  from gans import evaluate, methods, parallel, trainer
+  config, _ = trainer.load(workdir)
+  method, mesh, ext = methods.get('msggan'), parallel.make_mesh(), standin_extractor()
+  first, _, path = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
+  assert os.path.basename(path).startswith('digits_all_8px_standin_n1797_')
+  stamp = os.stat(path).st_mtime_ns
+  again, _, same = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
+  assert same == path and os.stat(path).st_mtime_ns == stamp
+  np.testing.assert_array_equal(first[''], again[''])
+  assert first['4x4'].shape == (1797, 16)
+  # Real vs real: two halves of the digits are close; the generator (10 steps) is far.
+  fid = evaluate.fid.fid
+  halves = fid(first[''][::2], first[''][1::2])
+  fake, _ = evaluate.generated_features(method, config, trainer.load(workdir)[1], ext, mesh,
+                                        options(tmp_path, num_samples=900))
+  assert halves < 0.1 * fid(first[''], fake['']), (halves, fid(first[''], fake['']))
+
+
+def test_sharded_over_four_devices_gives_the_same_features(workdir, tmp_path):
+  from gans import evaluate, methods, parallel, trainer
+  config, state = trainer.load(workdir)
+  one, logits = evaluate.generated_features(methods.get('msggan'), config, state,
+                                            standin_extractor(), parallel.make_mesh(),
+                                            options(tmp_path, num_samples=40))
+  np.save(tmp_path / 'one.npy', one[''])
+  script = ('import sys; sys.path.insert(0, "tests"); import numpy as np, jax; '
+            'from test_eval import standin_extractor, options; '
+            'from gans import evaluate, methods, parallel, trainer; '
+            'assert jax.device_count() == 4; '
+            f'c, s = trainer.load({workdir!r}); '
+            'f, _ = evaluate.generated_features(methods.get("msggan"), c, s, standin_extractor(), '
+            f'parallel.make_mesh(), options({str(tmp_path)!r}, num_samples=40)); '
+            f'np.testing.assert_allclose(f[""], np.load({str(tmp_path / "one.npy")!r}), '
+            'rtol=1e-4, atol=1e-5); print("same")')
+  result = run_cli(['-c', script], env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  assert result.returncode == 0 and 'same' in result.stdout, result.stderr[-3000:]
+
+
+def test_figures_redraw_every_figure_of_the_run(workdir):
+  result = run_cli(['eval.py', '--workdir', workdir, '--figures', '--sheet_samples', '4'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  figures = os.path.join(workdir, 'figures')
+  for name in ('all_scales/step_00000010.png', '8x8/step_00000010.png',
+               'interpolation/step_00000010.png', 'losses.png', 'training_scalars.png'):
+    assert os.path.exists(os.path.join(figures, name)), name
+
+
+def test_cli_errors_are_one_line(workdir, tmp_path):
+  assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--metrics', 'fid,fdi']),
+                        "unknown metric 'fdi'")
+  assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--inception',
+                                 str(tmp_path / 'none.pth')]),
+                        'none.pth', 'pt_inception-2015-12-05-6726825d.pth', '--inception')
+  (tmp_path / 'other.pth').write_bytes(b'some other file')
+  assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--inception',
+                                 str(tmp_path / 'other.pth')]), 'does not start with 6726825d')
+  assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--extractor', 'classifier']),
+                        '--classifier=DIR')
+
+
+if __name__ == '__main__':
+  sys.exit(pytest.main([__file__]))
