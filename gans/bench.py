@@ -1,6 +1,7 @@
 """Training throughput of a config: images/s, s/kimg, compile time, peak memory, MFU.
 
   python -m gans.bench --config configs/msggan_digits.py [--config.batch_size=64] [--repeats 10]
+  python -m gans.bench --features [--batch 200] [--resolution 32]   (Inception extraction)
 
 Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
 devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
@@ -21,6 +22,7 @@ import numpy as np
 
 from gans import config as config_lib
 from gans import layers, methods, parallel, trainer
+from gans.errors import UserError
 
 # Dense peak FLOP/s by device kind and compute dtype (NVIDIA/Google datasheets). PyTorch and XLA
 # run float32 convolutions as TF32 on these GPUs by default, hence the TF32 figure for float32.
@@ -123,8 +125,44 @@ def benchmark(config, repeats=10, peak_tflops=None):
   }
 
 
+def extraction_benchmark(batch=200, resolution=32, channels=3, repeats=10):
+  """Images/s of the FID Inception extractor (clean-fid resize to 299 included) on uint8
+  batches of resolution^2 x channels sharded over all devices. The weights are zeros of the
+  right shapes: the time does not depend on their values, and no weights file is needed."""
+  from gans.metrics import extractors
+  from gans.models import inception
+  mesh = parallel.make_mesh()
+  batch = -(-batch // mesh.devices.size) * mesh.devices.size
+  variables = jax.tree.map(lambda s: parallel.replicate(mesh, np.zeros(s.shape, s.dtype)),
+                           inception.variable_shapes())
+  net = inception.FIDInceptionV3()
+  fn = jax.jit(lambda v, x: net.apply(v, extractors.resize_like_clean_fid(x) / 127.5 - 1.0))
+  images = np.random.default_rng(0).integers(0, 256, (batch, resolution, resolution, channels),
+                                             np.uint8)
+  x = parallel.global_array(parallel.batch_sharding(mesh), images.shape,
+                            lambda lo, hi: images[lo:hi], 0)
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(variables, x))
+  compile_s = time.perf_counter() - t0
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(variables, x))
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  return {'benchmark': 'inception_features', 'batch': batch, 'input': list(images.shape[1:]),
+          'devices': jax.device_count(), 'device': jax.devices()[0].device_kind,
+          'images_per_s': round(batch / step_s, 2), 'batch_ms': round(1000 * step_s, 2),
+          'compile_s': round(compile_s, 2)}
+
+
 def main(argv):
   del argv
+  if _FEATURES.value:
+    print(json.dumps(extraction_benchmark(_BATCH.value, _RESOLUTION.value, repeats=_REPEATS.value)))
+    return
+  if _CONFIG.value is None:
+    raise UserError('--config is required (or --features for the Inception extractor)')
   print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)))
 
 
@@ -137,5 +175,8 @@ if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
   _PEAK = flags.DEFINE_float('peak_tflops', None, 'Peak FLOP/s of all devices, in TFLOP/s, for '
                              'MFU where the device is not in PEAK_FLOPS (e.g. a CPU).')
-  flags.mark_flag_as_required('config')
+  _FEATURES = flags.DEFINE_bool('features', False, 'Benchmark Inception feature extraction '
+                                '(images/s) instead of training.')
+  _BATCH = flags.DEFINE_integer('batch', 200, 'Images per extraction batch (--features).')
+  _RESOLUTION = flags.DEFINE_integer('resolution', 32, 'Input resolution (--features).')
   sys.exit(cli.run(main, _CONFIG))

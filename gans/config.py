@@ -67,6 +67,16 @@ def msggan_defaults() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
   c.num_samples = 36
+
+  # Metrics inside training (gans.evaluate), logged like the losses and written to eval/.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 0  # steps between evaluations; 0 = off
+  c.eval.metrics = 'fid,kid'  # subset of fid,kid,is,pr
+  c.eval.num_samples = 10_000
+  c.eval.extractor = 'inception'  # or 'classifier' (with eval.classifier)
+  c.eval.inception = ''  # weights file; '' = $GANS_INCEPTION or ~/.cache/gans/
+  c.eval.classifier = ''  # workdir of a trained project classifier
+  c.eval.batch_size = 200
   return c
 
 
@@ -139,3 +149,10 @@ def validate(config):
   _check(config.data.name != 'folder' or config.data.path,
          'data.name=folder needs --config.data.path=/path/to/images')
   _check(config.num_samples >= 1, 'num_samples must be >= 1')
+  _check(config.eval.every >= 0 and config.eval.every % config.log_every == 0,
+         f'eval.every={config.eval.every} must be 0 (off) or a multiple of log_every='
+         f'{config.log_every}, so that evaluations fall on log lines and out of the timing')
+  if config.eval.every:
+    from gans import evaluate
+    evaluate.parse_metrics(config.eval.metrics)
+    _check(config.eval.num_samples >= 10, 'eval.num_samples must be >= 10')

@@ -318,3 +318,22 @@ def make_extractors(names, inception_path=None, classifier_dir=None):
     else:
       raise UserError(f'unknown extractor {name!r}; choose inception or classifier')
   return out
+
+
+class DuringTraining:
+  """The metrics of config.eval, every config.eval.every steps of a run; every process calls it.
+
+  The extractor is built at start-up, so a missing weights file stops the run before training
+  rather than at the first evaluation. Returns {name: value} for the metric writer.
+  """
+
+  def __init__(self, config, workdir):
+    e = config.eval
+    self.workdir, self.config = workdir, config
+    self.options = Options(metrics=parse_metrics(e.metrics), num_samples=e.num_samples,
+                           batch_size=e.batch_size, seed=config.seed)
+    self.extractor = make_extractors([e.extractor], e.inception or None, e.classifier or None)[0]
+
+  def __call__(self, state):
+    record = evaluate(self.workdir, self.extractor, self.options, loaded=(self.config, state))
+    return {k: v['value'] for k, v in record['metrics'].items()}

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from gans import checkpoint, figures, logs, parallel
 from gans import config as config_lib
-from gans import data, methods
+from gans import data, evaluate, methods
 from gans.data import feeding
 from gans.errors import UserError
 
@@ -164,6 +164,8 @@ def train(config, workdir):
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
 
+  evaluating = config.get('eval', {}).get('every')
+  evaluator = evaluate.DuringTraining(config, workdir) if evaluating else None
   dispatch = Dispatch(method, config, mesh)
   generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
   latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
@@ -206,6 +208,8 @@ def train(config, workdir):
                               'elapsed_s': now - t_start, 'compile_s': dispatch.compile_s})
           progress.update(step, rate, {n: scalars[n] for n in ('d_loss', 'g_loss') if n in scalars})
           pending, pending_start, last_logged, t_last = [], step, step, now
+        if evaluator and step % config.eval.every == 0:
+          writer.write(step, evaluator(state))
         if step % config.sample_every == 0 or boundary:
           save_samples(step)
         if step % config.checkpoint_every == 0 or boundary:

@@ -5,7 +5,6 @@ Metrics run here in the feature space of a tiny random network standing in for a
 """
 import json
 import os
-import sys
 
 import flax.linen as nn
 import jax
@@ -137,5 +136,20 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
                         '--classifier=DIR')
 
 
-if __name__ == '__main__':
-  sys.exit(pytest.main([__file__]))
+
+def test_metrics_inside_training_are_logged_like_the_losses(tmp_path, monkeypatch):
+  from gans import config as config_lib, evaluate, trainer
+  monkeypatch.setattr(evaluate, 'make_extractors', lambda *a: [standin_extractor()])
+  config = tiny_config(num_steps=20)
+  config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8)
+  monkeypatch.setenv('GANS_STATS_DIR', str(tmp_path / 'stats'))
+  trainer.train(config, str(tmp_path / 'run'))
+  with open(tmp_path / 'run' / 'metrics.jsonl') as f:
+    logged = [json.loads(line) for line in f]
+  evals = [r for r in logged if 'fid_classifier' in r]
+  assert [r['step'] for r in evals] == [10, 20]
+  assert {'fid_classifier_4x4', 'kid_classifier'} <= set(evals[0])
+  assert (tmp_path / 'run' / 'eval' / '20.json').exists()
+  config.eval.every = 5
+  with pytest.raises(config_lib.UserError, match='eval.every=5'):
+    config_lib.validate(config)
