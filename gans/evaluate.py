@@ -89,8 +89,62 @@ def _dataset_tag(source):
   return re.sub(r'[^A-Za-z0-9.-]+', '-', source.name.replace('tfds:', '')).strip('-')
 
 
+@dataclasses.dataclass
+class FeatureSet:
+  """What the metrics need of one side: the headline set's features (and logits), and for
+  every other set only its Gaussian (mean, covariance, count), so per-scale FID over 50k
+  samples at many scales does not hold every scale's features in memory."""
+  features: np.ndarray
+  logits: np.ndarray
+  gaussians: dict
+
+
+class _Collector:
+
+  def __init__(self):
+    self.features, self.logits, self.moments = [], [], {}
+
+  def add(self, out, keep):
+    for name, (f, l) in out.items():
+      if name:
+        self.moments.setdefault(name, fid.Moments()).add(f[:keep])
+      else:
+        self.features.append(f[:keep])
+        self.logits.append(l[:keep])
+
+  def result(self):
+    gaussians = {k: (*m.gaussian(), m.count) for k, m in self.moments.items()}
+    return FeatureSet(np.concatenate(self.features), np.concatenate(self.logits), gaussians)
+
+
+def _save(path, fs):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  arrays = {'features': fs.features}
+  for name, (mean, cov, count) in fs.gaussians.items():
+    arrays.update({f'mean_{name}': mean, f'cov_{name}': cov, f'count_{name}': count})
+  tmp = f'{path}.{os.getpid()}.tmp.npz'
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def _load(path):
+  with np.load(path) as z:
+    names = [k[len('mean_'):] for k in z.files if k.startswith('mean_')]
+    return FeatureSet(z['features'], None, {n: (z[f'mean_{n}'], z[f'cov_{n}'],
+                                                int(z[f'count_{n}'])) for n in names})
+
+
+def _everyone(flag):
+  """True when `flag` holds in every process (they must agree on what to compute together)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
+
+
 def reference_features(method, config, extractor, mesh, options):
-  """({set: real features}, description) for the run's dataset, from the cache when present."""
+  """(FeatureSet, description, cache path) of the run's dataset, cached per dataset, split,
+  resolution and extractor."""
   r, _, c = method.image_shape(config)
   source = data.make_source(config.data, r, c)
   n = len(source) if options.num_real <= 0 else min(options.num_real, len(source))
@@ -102,72 +156,65 @@ def reference_features(method, config, extractor, mesh, options):
                     getattr(method, '__name__', '')], sort_keys=True)
   path = os.path.join(stats_dir(options), f'{_dataset_tag(source)}_{split}_{r}px_{extractor.name}'
                       f'_n{n}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
-  if os.path.exists(path):
-    with np.load(path) as cached:
-      return {k[len('features_'):]: cached[k] for k in cached.files}, description, path
+  if _everyone(os.path.exists(path)):
+    return _load(path), description, path
   batch = _batch(options, mesh)
   fn = _extract_fn(method, config, extractor, mesh, batch, real=True)
   sharding = parallel.batch_sharding(mesh)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
-  parts = []
+  collector = _Collector()
   for start in range(0, n, batch):
     idx = np.arange(start, min(start + batch, n))
     padded = np.concatenate([idx, np.full(batch - len(idx), idx[0])])
     x = parallel.global_array(sharding, (batch, r, r, c), lambda lo, hi: source[padded[lo:hi]], 0)
-    out = parallel.to_host(fn(None, params, x))
-    parts.append({name: f[:len(idx)] for name, (f, _) in out.items()})
-  features = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    collector.add(parallel.to_host(fn(None, params, x)), len(idx))
+  result = collector.result()
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp.npz'
-    np.savez(tmp, **{f'features_{k}': v for k, v in features.items()})
-    os.replace(tmp, path)
-  return features, description, path
+    _save(path, result)
+  return result, description, path
 
 
 def generated_features(method, config, state, extractor, mesh, options):
-  """({set: features}, headline logits) of options.num_samples EMA-generator samples."""
+  """FeatureSet of exactly options.num_samples EMA-generator samples (surplus rows dropped)."""
   batch = _batch(options, mesh)
   fn = _extract_fn(method, config, extractor, mesh, batch, real=False)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   base = jax.random.PRNGKey(options.seed)
-  features, logits = {}, []
+  collector = _Collector()
   for i in range(-(-options.num_samples // batch)):
     out = parallel.to_host(fn(state, params, jax.random.fold_in(base, i)))
-    for name, (f, l) in out.items():
-      features.setdefault(name, []).append(f)
-      if name == '':
-        logits.append(l)
-  n = options.num_samples
-  return {k: np.concatenate(v)[:n] for k, v in features.items()}, np.concatenate(logits)[:n]
+    collector.add(out, min(batch, options.num_samples - i * batch))
+  return collector.result()
 
 
-def scores(metrics, real, fake, logits, suffix, options, reference=''):
-  """{key: entry} for the requested metrics; per-scale sets get FID only (fid<suffix>_<set>)."""
+def scores(metrics, real, fake, suffix, options, reference=''):
+  """{key: entry} for the requested metrics of two FeatureSets; the extra sets get FID only,
+  as fid<suffix>_<set>."""
   out = {}
-  for name in sorted(fake, key=lambda k: (k != '', k)):
-    tail = f'{suffix}_{name}' if name else suffix
-    r, f = real[name], fake[name]
-    counts = {'num_fake': len(f), 'num_real': len(r),
-              'reference': f'{reference}; set {name!r} of real_eval_sets' if name else reference}
-    if 'fid' in metrics:
-      out[f'fid{tail}'] = {'value': fid.fid(r, f), **counts}
-    if name:
-      continue
-    if 'kid' in metrics:
-      mean, std, m = kid.kid(r, f, options.kid_subsets, options.kid_subset_size, options.seed)
-      out[f'kid{tail}'] = {'value': mean, 'std': std, 'subsets': options.kid_subsets,
+  if 'fid' in metrics:
+    for name in sorted(fake.gaussians):
+      (m1, c1, n1), (m2, c2, n2) = real.gaussians[name], fake.gaussians[name]
+      out[f'fid{suffix}_{name}'] = {
+          'value': fid.frechet_distance(m1, c1, m2, c2), 'num_fake': n2, 'num_real': n1,
+          'reference': f'{reference}; set {name!r} of the method\'s real_eval_sets'}
+  r, f = real.features, fake.features
+  counts = {'num_fake': len(f), 'num_real': len(r), 'reference': reference}
+  if 'fid' in metrics:
+    out[f'fid{suffix}'] = {'value': fid.fid(r, f), **counts}
+  if 'kid' in metrics:
+    mean, std, m = kid.kid(r, f, options.kid_subsets, options.kid_subset_size, options.seed)
+    out[f'kid{suffix}'] = {'value': mean, 'std': std, 'subsets': options.kid_subsets,
                            'subset_size': m, **counts}
-    if 'is' in metrics:
-      mean, std = inception_score.inception_score(logits, options.is_splits)
-      out[f'is{tail}'] = {'value': mean, 'std': std, 'splits': options.is_splits,
-                          'num_fake': len(logits)}  # no reference set
-    if 'pr' in metrics:
-      # Kynkaanniemi et al. use VGG-16 features; these are the extractor's, hence the name.
-      space = suffix.strip('_') or 'inception'
-      p, rc = precision_recall.precision_recall(r, f, options.pr_k)
-      out[f'precision_{space}'] = {'value': p, 'k': options.pr_k, **counts}
-      out[f'recall_{space}'] = {'value': rc, 'k': options.pr_k, **counts}
+  if 'is' in metrics:
+    mean, std = inception_score.inception_score(fake.logits, options.is_splits)
+    out[f'is{suffix}'] = {'value': mean, 'std': std, 'splits': options.is_splits,
+                          'num_fake': len(fake.logits)}  # no reference set
+  if 'pr' in metrics:
+    # Kynkaanniemi et al. use VGG-16 features; these are the extractor's, hence the name.
+    space = suffix.strip('_') or 'inception'
+    p, rc = precision_recall.precision_recall(r, f, options.pr_k)
+    out[f'precision_{space}'] = {'value': p, 'k': options.pr_k, **counts}
+    out[f'recall_{space}'] = {'value': rc, 'k': options.pr_k, **counts}
   return out
 
 
@@ -183,8 +230,8 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   metrics = parse_metrics(options.metrics)
   t0 = time.time()
   real, reference, cache = reference_features(method, config, extractor, mesh, options)
-  fake, logits = generated_features(method, config, state, extractor, mesh, options)
-  results = scores(metrics, real, fake, logits, extractor.suffix, options, reference)
+  fake = generated_features(method, config, state, extractor, mesh, options)
+  results = scores(metrics, real, fake, extractor.suffix, options, reference)
   for entry in results.values():
     entry['extractor'] = extractor.name
   rule = 'latest' if step is None else 'asked for'

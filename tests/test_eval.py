@@ -43,10 +43,30 @@ def standin_extractor():
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  from gans import trainer
+  """A 10-step run that also evaluated itself at step 10 (config.eval.every)."""
+  from gans import evaluate, trainer
   path = str(tmp_path_factory.mktemp('run'))
-  trainer.train(tiny_config(num_steps=10), path)
+  config = tiny_config(num_steps=10)
+  config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(evaluate, 'make_extractors', lambda *a: [standin_extractor()])
+    patch.setenv('GANS_STATS_DIR', str(tmp_path_factory.mktemp('stats')))
+    trainer.train(config, path)
   return path
+
+
+def test_metrics_inside_training_are_logged_like_the_losses(workdir):
+  from gans import config as config_lib
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    logged = [json.loads(line) for line in f]
+  evals = [r for r in logged if 'fid_classifier' in r]
+  assert [r['step'] for r in evals] == [10]
+  assert {'fid_classifier_4x4', 'kid_classifier'} <= set(evals[0])
+  assert os.path.exists(os.path.join(workdir, 'eval', '10.json'))
+  config = tiny_config()
+  config.eval.every = 5
+  with pytest.raises(config_lib.UserError, match='eval.every=5'):
+    config_lib.validate(config)
 
 
 def options(tmp, **kw):
@@ -84,32 +104,33 @@ def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, t
   stamp = os.stat(path).st_mtime_ns
   again, _, same = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
   assert same == path and os.stat(path).st_mtime_ns == stamp
-  np.testing.assert_array_equal(first[''], again[''])
-  assert first['4x4'].shape == (1797, 16)
+  np.testing.assert_array_equal(first.features, again.features)
+  assert first.features.shape == (1797, 16)
+  mean, cov, count = again.gaussians['4x4']  # per-scale sets keep only their Gaussian
+  assert mean.shape == (16,) and cov.shape == (16, 16) and count == 1797
   # Real vs real: two halves of the digits are close; the generator (10 steps) is far.
   fid = evaluate.fid.fid
-  halves = fid(first[''][::2], first[''][1::2])
-  fake, _ = evaluate.generated_features(method, config, trainer.load(workdir)[1], ext, mesh,
-                                        options(tmp_path, num_samples=900))
-  assert halves < 0.1 * fid(first[''], fake['']), (halves, fid(first[''], fake['']))
+  halves = fid(first.features[::2], first.features[1::2])
+  fake = evaluate.generated_features(method, config, trainer.load(workdir)[1], ext, mesh,
+                                     options(tmp_path, num_samples=900))
+  assert halves < 0.1 * fid(first.features, fake.features)
 
 
 def test_sharded_over_four_devices_gives_the_same_features(workdir, tmp_path):
   from gans import evaluate, methods, parallel, trainer
   config, state = trainer.load(workdir)
-  one, logits = evaluate.generated_features(methods.get('msggan'), config, state,
-                                            standin_extractor(), parallel.make_mesh(),
-                                            options(tmp_path, num_samples=40))
-  np.save(tmp_path / 'one.npy', one[''])
+  one = evaluate.generated_features(methods.get('msggan'), config, state, standin_extractor(),
+                                    parallel.make_mesh(), options(tmp_path, num_samples=40))
+  np.save(tmp_path / 'one.npy', one.features)
   script = ('import sys; sys.path.insert(0, "tests"); import numpy as np, jax; '
             'from test_eval import standin_extractor, options; '
             'from gans import evaluate, methods, parallel, trainer; '
             'assert jax.device_count() == 4; '
             f'c, s = trainer.load({workdir!r}); '
-            'f, _ = evaluate.generated_features(methods.get("msggan"), c, s, standin_extractor(), '
+            'f = evaluate.generated_features(methods.get("msggan"), c, s, standin_extractor(), '
             f'parallel.make_mesh(), options({str(tmp_path)!r}, num_samples=40)); '
-            f'np.testing.assert_allclose(f[""], np.load({str(tmp_path / "one.npy")!r}), '
-            'rtol=1e-4, atol=1e-5); print("same")')
+            f'np.testing.assert_allclose(f.features, np.load({str(tmp_path / "one.npy")!r}), '
+            'rtol=1e-4, atol=1e-5); assert len(f.features) == 40; print("same")')
   result = run_cli(['-c', script], env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
   assert result.returncode == 0 and 'same' in result.stdout, result.stderr[-3000:]
 
@@ -136,20 +157,3 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
                         '--classifier=DIR')
 
 
-
-def test_metrics_inside_training_are_logged_like_the_losses(tmp_path, monkeypatch):
-  from gans import config as config_lib, evaluate, trainer
-  monkeypatch.setattr(evaluate, 'make_extractors', lambda *a: [standin_extractor()])
-  config = tiny_config(num_steps=20)
-  config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8)
-  monkeypatch.setenv('GANS_STATS_DIR', str(tmp_path / 'stats'))
-  trainer.train(config, str(tmp_path / 'run'))
-  with open(tmp_path / 'run' / 'metrics.jsonl') as f:
-    logged = [json.loads(line) for line in f]
-  evals = [r for r in logged if 'fid_classifier' in r]
-  assert [r['step'] for r in evals] == [10, 20]
-  assert {'fid_classifier_4x4', 'kid_classifier'} <= set(evals[0])
-  assert (tmp_path / 'run' / 'eval' / '20.json').exists()
-  config.eval.every = 5
-  with pytest.raises(config_lib.UserError, match='eval.every=5'):
-    config_lib.validate(config)

@@ -153,3 +153,14 @@ def test_resize_matches_pil_bicubic_on_float_channels(shape):
     ref = np.repeat(ref, 3, -1)
   assert ours.shape == (2, 299, 299, 3)
   np.testing.assert_allclose(ours, ref, atol=2e-4)  # float32 round-off on the 0..255 scale
+
+
+def test_running_moments_equal_the_gaussian_of_all_features():
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(300, 5)) * [1, 2, 3, 4, 5] + 1e3  # far from 0: the shift matters
+  m = fid.Moments()
+  for part in np.array_split(x, 7):
+    m.add(part)
+  mean, cov = m.gaussian()
+  np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(cov, np.cov(x, rowvar=False), rtol=1e-9)

@@ -39,3 +39,29 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
 def fid(features1, features2):
   """FID of two [N, D] feature sets."""
   return frechet_distance(*gaussian(features1), *gaussian(features2))
+
+
+class Moments:
+  """Running float64 sums for a Gaussian fit without keeping the features (per-scale FID).
+
+  Sums are of x - shift, the shift being the first batch's mean, so that the covariance is not
+  the difference of two large numbers when the features are far from the origin.
+  """
+
+  def __init__(self):
+    self.count, self.shift, self.sum, self.outer = 0, None, 0.0, 0.0
+
+  def add(self, features):
+    x = np.asarray(features, np.float64)
+    if self.shift is None:
+      self.shift = x.mean(axis=0)
+    x = x - self.shift
+    self.count += len(x)
+    self.sum = self.sum + x.sum(axis=0)
+    self.outer = self.outer + x.T @ x
+
+  def gaussian(self):
+    """(mean, covariance with N - 1), as gaussian() of all the features added."""
+    mean = self.sum / self.count
+    cov = (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
+    return mean + self.shift, cov
