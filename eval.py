@@ -31,7 +31,8 @@ _EXTRACTOR = flags.DEFINE_list('extractor', ['inception'], 'inception and/or cla
 _INCEPTION = flags.DEFINE_string('inception', None, 'pt_inception-2015-12-05-6726825d.pth '
                                  '(default $GANS_INCEPTION or ~/.cache/gans/).')
 _CLASSIFIER = flags.DEFINE_string('classifier', None, 'Workdir of a trained project classifier.')
-_BATCH = flags.DEFINE_integer('batch_size', 200, 'Images per device batch step, all devices.')
+_BATCH = flags.DEFINE_integer('batch_size', 200, 'Images per extraction step over all devices '
+                             '(rounded up to a multiple of the device count).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latents (and the KID subsets).')
 _STATS = flags.DEFINE_string('stats_dir', '', 'Reference-feature cache (default '
                              '$GANS_STATS_DIR or ~/.cache/gans/stats).')

@@ -151,8 +151,9 @@ def reference_features(method, config, extractor, mesh, options):
   split = config.data.get('split', 'train') if config.data.name not in ('digits', 'folder') else 'all'
   description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
                  f'({"full split" if n == len(source) else "subset"}), no flips')
+  identity = {k: v for k, v in extractor.info.items() if k != 'weights'}  # digest, not path
   key = json.dumps([source.name, split, r, c, config.data.get('center_crop', 0),
-                    config.data.get('percentage', 100.0), n, extractor.name, extractor.info,
+                    config.data.get('percentage', 100.0), n, extractor.name, identity,
                     getattr(method, '__name__', '')], sort_keys=True)
   path = os.path.join(stats_dir(options), f'{_dataset_tag(source)}_{split}_{r}px_{extractor.name}'
                       f'_n{n}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')

@@ -38,8 +38,10 @@ class Extractor:
 
 
 def quantize(images):
-  """[-1, 1] floats -> uint8 via round((x + 1) * 127.5), clipped (jittable)."""
-  return jnp.round((jnp.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(jnp.uint8)
+  """[-1, 1] floats -> uint8 via round((x + 1) * 127.5), clipped (jittable). In float32: a
+  bfloat16 generator's output would otherwise be rounded to 8 significant bits on the way."""
+  x = jnp.clip(jnp.asarray(images, jnp.float32), -1.0, 1.0)
+  return jnp.round((x + 1.0) * 127.5).astype(jnp.uint8)
 
 
 def _bicubic(x, a=-0.5):
