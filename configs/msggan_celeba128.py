@@ -12,11 +12,12 @@ describes). The 128x128 set does not fit the on-device budget, so it streams.
 Variant `tiny`: the same data path at 8x8 for a few steps.
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'celeb_a'
   c.data.center_crop = 140
   c.model.depth = 6

@@ -10,11 +10,12 @@ Adam 0.003 betas (0, 0.99), EMA 0.999. Prepare once: `tfds build cifar10 --file_
 Variant `tiny`: the same data path at 8x8 for a few steps.
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'cifar10'
   c.model.depth = 4
   c.batch_size = 64

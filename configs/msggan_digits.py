@@ -10,11 +10,12 @@ Variant `tiny` (depth 2, width 16, 20 steps: seconds on a CPU) is for tests and 
   python train.py --config configs/msggan_digits.py:tiny --workdir /tmp/tiny
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'digits'
   c.data.flip = False  # digits are not mirror-symmetric
   c.model.depth = 3  # 16x16: the scans are 8x8, so more pixels add cost, not detail

@@ -12,11 +12,12 @@ Prepare once: `tfds build oxford_flowers102 --file_format=array_record`.
 Variant `tiny`: the same data path at 8x8 for a few steps.
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'oxford_flowers102'
   c.data.split = 'train+validation+test'
   c.model.depth = 7

@@ -10,11 +10,12 @@ Prepare once: `tfds build lsun/bedroom --file_format=array_record` (about 43 GB)
 Variant `tiny`: the same data path at 8x8 for a few steps.
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'lsun/bedroom'
   c.model.depth = 6
   c.batch_size = 32

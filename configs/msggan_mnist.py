@@ -9,11 +9,12 @@ Prepare once, with internet and TensorFlow: `tfds build mnist --file_format=arra
 Variant `tiny`: the same data path at 8x8 for a few steps (tests run it under tfds mock_data).
 """
 from gans import config as config_lib
+from gans.methods import msggan
 
 
 def get_config(variant=''):
   config_lib.check_variant(variant)
-  c = config_lib.msggan_defaults()
+  c = msggan.defaults()
   c.data.name = 'mnist'
   c.data.flip = False
   c.model.depth = 4  # 32x32

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gans import config as config_lib
-from gans import layers, methods, parallel, trainer
+from gans import methods, parallel, trainer
+from gans.data import feeding
 from gans.errors import UserError
 
 # Dense peak FLOP/s by device kind and compute dtype (NVIDIA/Google datasheets). PyTorch and XLA
@@ -43,30 +44,6 @@ def peak_flops(dtype):
   return None
 
 
-def model_flops(config):
-  """Forward FLOPs per image of the generator and the discriminator, from their layer shapes."""
-  from gans.methods import msggan
-  g, d = msggan.build_models(config)
-  state = jax.eval_shape(functools.partial(msggan.init_state, config), jax.random.PRNGKey(0))
-  z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
-  with layers.flop_counter() as g_counts:
-    fake = jax.eval_shape(lambda p, z: g.apply({'params': p, **state.g_stats}, z), state.g_params, z)
-  with layers.flop_counter() as d_counts:
-    jax.eval_shape(lambda p, x: d.apply({'params': p, **state.d_stats}, x), state.d_params, fake)
-  return sum(g_counts), sum(d_counts)
-
-
-def iteration_flops(config, g_fwd, d_fwd):
-  """(reference, necessary) FLOPs per image of one D step + one G step (spec §14).
-
-  The reference executes 4G + 12D forwards' worth; a step that differentiates only what it
-  updates needs 4G + 9D when the G loss needs D(real), 4G + 8D otherwise. Penalties are extra.
-  """
-  from gans import losses
-  uses_real = losses.get(config.loss.name).g_uses_real
-  return 4 * g_fwd + 12 * d_fwd, 4 * g_fwd + (9 if uses_real else 8) * d_fwd
-
-
 def peak_memory_bytes():
   stats = jax.devices()[0].memory_stats() or {}
   if 'peak_bytes_in_use' in stats:
@@ -81,17 +58,17 @@ def benchmark(config, repeats=10, peak_tflops=None):
   parallel.check_batch(config.batch_size, mesh)
   method = methods.get(config.method)
   k, batch = config.steps_per_dispatch, config.batch_size
-  shape = method.image_shape(config)
-  rng = np.random.default_rng(0)
-  table = parallel.replicate(mesh, rng.integers(0, 256, (4 * batch,) + shape, np.uint8))
-  idx = rng.integers(0, 4 * batch, (k, batch)).astype(np.int32)
-  xs = parallel.global_array(parallel.batch_sharding(mesh, 1), idx.shape,
-                             lambda lo, hi: idx[:, lo:hi], axis=1)
+  spec = method.example_spec(config)
+  synthetic = jax.tree.map(lambda s: SyntheticSource(s, 4 * batch), spec)
+  on_device = config.copy_and_resolve_references()
+  on_device.data.on_device = 'yes'
+  feeder = feeding.Feeder(synthetic, spec, on_device, mesh)
+  tables, xs = feeder.get(0, k)
   state = jax.jit(functools.partial(method.init_state, config),
                   out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
 
-  dispatch = trainer.Dispatch(method, config, mesh)
-  state, _ = dispatch(state, table, xs)  # compiles; warm-up
+  dispatch = trainer.Dispatch(method, config, mesh, feeder.gather)
+  state, _ = dispatch(state, tables, xs)  # compiles; warm-up
   jax.block_until_ready(state)
   # XLA's count for one step: the scan body is counted once, as is the single-step executable.
   cost = next(iter(dispatch.executables.values())).cost_analysis()
@@ -99,30 +76,55 @@ def benchmark(config, repeats=10, peak_tflops=None):
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
-    state, metrics = dispatch(state, table, xs)
+    state, metrics = dispatch(state, tables, xs)
     jax.block_until_ready((state, metrics))
     times.append((time.perf_counter() - t0) / k)
   step_s = statistics.median(times)
   images_per_s = batch / step_s
-  g_fwd, d_fwd = model_flops(config)
-  reference, necessary = iteration_flops(config, g_fwd, d_fwd)
-  peak = peak_tflops * 1e12 if peak_tflops else peak_flops(config.model.dtype)
+  flops = method.flops(config) if hasattr(method, 'flops') else None
+  reference, necessary = flops or (None, None)
+  dtype = config.model.get('dtype', 'float32')
+  peak = peak_tflops * 1e12 if peak_tflops else peak_flops(dtype)
   memory, memory_kind = peak_memory_bytes()
+  gflop = lambda f: round(f / 1e9, 4) if f else None
   return {
-      'method': config.method, 'depth': config.model.depth, 'resolution': shape[0],
-      'width': config.model.width, 'batch': batch, 'dtype': config.model.dtype,
-      'loss': config.loss.name, 'devices': jax.device_count(),
-      'device': jax.devices()[0].device_kind, 'steps_per_dispatch': k,
+      'method': config.method, 'model': config.model.to_dict(), 'batch': batch,
+      'dtype': dtype, 'loss': config.get('loss', {}).get('name'),
+      'devices': jax.device_count(), 'device': jax.devices()[0].device_kind,
+      'steps_per_dispatch': k,
       'images_per_s': round(images_per_s, 2), 's_per_kimg': round(1000 / images_per_s, 4),
       'step_ms': round(1000 * step_s, 3), 'compile_s': round(dispatch.compile_s, 2),
       'fused_scan': dispatch.fused,
       'peak_memory_mb': round(memory / 2 ** 20, 1), 'peak_memory_kind': memory_kind,
-      'gflop_per_image_reference': round(reference / 1e9, 4),
-      'gflop_per_image_necessary': round(necessary / 1e9, 4),
+      'gflop_per_image_reference': gflop(reference),
+      'gflop_per_image_necessary': gflop(necessary),
       'xla_gflop_per_image': round(cost.get('flops', float('nan')) / batch / 1e9, 4),
-      'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak else None,
+      'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak and necessary else None,
       'peak_tflops': peak / 1e12 if peak else None,
   }
+
+
+class SyntheticSource:
+  """`n` random examples of one spec: data with the real shapes, already on the devices."""
+
+  name = 'synthetic'
+
+  def __init__(self, spec, n):
+    rng = np.random.default_rng(0)
+    if jnp.issubdtype(spec.dtype, jnp.integer):
+      high = 256 if spec.dtype == jnp.uint8 else 2
+      self._data = rng.integers(0, high, (n,) + spec.shape).astype(spec.dtype)
+    else:
+      self._data = rng.standard_normal((n,) + spec.shape).astype(spec.dtype)
+
+  def __len__(self):
+    return len(self._data)
+
+  def __getitem__(self, indices):
+    return self._data[indices]
+
+  def load_all(self):
+    return self._data
 
 
 def extraction_benchmark(batch=200, resolution=32, channels=3, repeats=10):

@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from gans import data, methods, parallel
+from gans import methods, parallel
 from gans.errors import UserError
 from gans.metrics import extractors, fid, inception_score, kid, precision_recall
 
@@ -85,8 +85,9 @@ def _extract_fn(method, config, extractor, mesh, batch, real):
   return jax.jit(fn, out_shardings=parallel.replicated(mesh))
 
 
-def _dataset_tag(source):
-  return re.sub(r'[^A-Za-z0-9.-]+', '-', source.name.replace('tfds:', '')).strip('-')
+def _tag(text):
+  """A file-name-safe form of a dataset name or split ('train[:80%]' -> 'train-80')."""
+  return re.sub(r'[^A-Za-z0-9.]+', '-', text.replace('tfds:', '')).strip('-')
 
 
 @dataclasses.dataclass
@@ -146,16 +147,19 @@ def reference_features(method, config, extractor, mesh, options):
   """(FeatureSet, description, cache path) of the run's dataset, cached per dataset, split,
   resolution and extractor."""
   r, _, c = method.image_shape(config)
-  source = data.make_source(config.data, r, c)
+  source = method.sources(config)
+  if not hasattr(source, 'resolution'):
+    raise UserError(f'{config.method} trains on several data streams; its evaluation needs '
+                    'its own real_eval_sets (see gans/methods/__init__.py)')
   n = len(source) if options.num_real <= 0 else min(options.num_real, len(source))
-  split = config.data.get('split', 'train') if config.data.name not in ('digits', 'folder') else 'all'
+  split = config.data.get('split', 'train') if config.data.name != 'folder' else 'all'
   description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
                  f'({"full split" if n == len(source) else "subset"}), no flips')
   identity = {k: v for k, v in extractor.info.items() if k != 'weights'}  # digest, not path
   key = json.dumps([source.name, split, r, c, config.data.get('center_crop', 0),
                     config.data.get('percentage', 100.0), n, extractor.name, identity,
                     getattr(method, '__name__', '')], sort_keys=True)
-  path = os.path.join(stats_dir(options), f'{_dataset_tag(source)}_{split}_{r}px_{extractor.name}'
+  path = os.path.join(stats_dir(options), f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}'
                       f'_n{n}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
   if _everyone(os.path.exists(path)):
     return _load(path), description, path

@@ -76,9 +76,10 @@ def global_array(sharding: NamedSharding, shape, read_local, axis):
   return jax.make_array_from_callback(shape, sharding, callback)
 
 
-def replicate(mesh, array: np.ndarray):
-  """Put a host array on every device (each process passes the same array)."""
-  return jax.make_array_from_callback(array.shape, replicated(mesh), lambda idx: array[idx])
+def replicate(mesh, tree):
+  """Put host arrays (a pytree of them) on every device; each process passes the same ones."""
+  return jax.tree.map(lambda a: jax.make_array_from_callback(a.shape, replicated(mesh),
+                                                             lambda idx: a[idx]), tree)
 
 
 def to_host(tree):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from gans import checkpoint, figures, logs, parallel
 from gans import config as config_lib
-from gans import data, evaluate, methods
+from gans import evaluate, methods
 from gans.data import feeding
 from gans.errors import UserError
 
@@ -53,49 +53,54 @@ class _StopRequest:
 
 
 class Dispatch:
-  """Runs K training steps per call: state, metrics = dispatch(state, table, xs).
+  """Runs K training steps per call: state, metrics = dispatch(state, tables, xs).
 
+  `tables`, `xs` and `gather` come from a feeding.Feeder: gather(tables, xs_t) is step t's batch.
   On accelerators the K steps are one compiled lax.scan with the state donated. On XLA:CPU a
   while loop around convolutions ran ~30x slower than the same steps unrolled (2.1 s vs 70 ms
   per step, depth 3, measured), so there the K steps are K calls of one compiled step. Either
   way there is one executable per distinct K, compiled on first use and timed.
   """
 
-  def __init__(self, method, config, mesh, fused=None):
+  def __init__(self, method, config, mesh, gather, fused=None):
     self.fused = jax.default_backend() != 'cpu' if fused is None else fused
     self.compile_s = 0.0
     self.executables = {}
     step = functools.partial(method.train_step, config)
     out = parallel.replicated(mesh)
 
-    def scan(state, table, xs):
-      return jax.lax.scan(lambda s, x: step(s, x if table is None else table[x]), state, xs)
+    def scan(state, tables, xs):
+      return jax.lax.scan(lambda s, x: step(s, gather(tables, x)), state, xs)
 
-    def single(state, table, xs, t):
-      x = jax.lax.dynamic_index_in_dim(xs, t, keepdims=False)
-      return step(state, x if table is None else table[x])
+    def single(state, tables, xs, t):
+      x = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), xs)
+      return step(state, gather(tables, x))
 
     self._fn = jax.jit(scan if self.fused else single, donate_argnums=0, out_shardings=out)
 
   def _executable(self, *args):
-    key = args[2].shape[0] if self.fused else 1
+    key = _steps(args[2]) if self.fused else 1
     if key not in self.executables:
       t0 = time.perf_counter()
       self.executables[key] = self._fn.lower(*args).compile()
       self.compile_s += time.perf_counter() - t0
     return self.executables[key]
 
-  def __call__(self, state, table, xs):
-    """(state, metrics) after xs.shape[0] steps; metrics maps names to [k] device arrays or,
-    step by step, to a list of k scalars."""
+  def __call__(self, state, tables, xs):
+    """(state, metrics) after k steps (xs' leading axis); metrics maps names to [k] device
+    arrays or, step by step, to a list of k scalars."""
     if self.fused:
-      return self._executable(state, table, xs)(state, table, xs)
+      return self._executable(state, tables, xs)(state, tables, xs)
     per_step = []
-    for t in range(xs.shape[0]):
+    for t in range(_steps(xs)):
       t = jnp.int32(t)
-      state, metrics = self._executable(state, table, xs, t)(state, table, xs, t)
+      state, metrics = self._executable(state, tables, xs, t)(state, tables, xs, t)
       per_step.append(metrics)
     return state, {k: [m[k] for m in per_step] for k in per_step[0]}
+
+
+def _steps(xs):
+  return jax.tree.leaves(xs)[0].shape[0]
 
 
 def abstract_state(method, config, mesh):
@@ -149,9 +154,7 @@ def train(config, workdir):
   os.makedirs(workdir, exist_ok=True)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config,
                                  keep=config.keep_checkpoints)
-  r, _, c = method.image_shape(config)
-  source = data.make_source(config.data, r, c)
-  feeder = feeding.Feeder(source, config, mesh)
+  feeder = feeding.Feeder(method.sources(config), method.example_spec(config), config, mesh)
 
   replicated = parallel.replicated(mesh)
   if ckpt.latest_step() is not None:
@@ -164,19 +167,21 @@ def train(config, workdir):
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  evaluating = config.get('eval', {}).get('every')
+  evaluating = methods.makes_samples(method) and config.get('eval', {}).get('every')
   evaluator = evaluate.DuringTraining(config, workdir) if evaluating else None
-  dispatch = Dispatch(method, config, mesh)
-  generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
-  latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
-                    out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
+  dispatch = Dispatch(method, config, mesh, feeder.gather)
+  if methods.makes_samples(method):
+    generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
+    latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
+                      out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
   writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step)
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
   total, k_max = config.num_steps, config.steps_per_dispatch
 
   def save_samples(step):
-    write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
-                  f'step_{step:08d}', generate)
+    if methods.makes_samples(method):
+      write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
+                    f'step_{step:08d}', generate)
 
   pending, pending_start = [], step  # dispatch metrics not yet seen by the host
   t_start = t_last = time.time()
@@ -185,9 +190,9 @@ def train(config, workdir):
     with _StopRequest() as stop:
       while step < total:
         k = min(k_max, total - step)
-        table, xs = feeder.get(step, k)
+        tables, xs = feeder.get(step, k)
         compile_before = dispatch.compile_s
-        state, metrics = dispatch(state, table, xs)
+        state, metrics = dispatch(state, tables, xs)
         t_last += dispatch.compile_s - compile_before  # compile time is not training time
         pending.append(metrics)
         step += k
@@ -206,7 +211,7 @@ def train(config, workdir):
           scalars = logs.summarize(host)
           writer.write(step, {**scalars, 'images_per_s': rate, 's_per_kimg': 1000 / rate,
                               'elapsed_s': now - t_start, 'compile_s': dispatch.compile_s})
-          progress.update(step, rate, {n: scalars[n] for n in ('d_loss', 'g_loss') if n in scalars})
+          progress.update(step, rate, {n: scalars[n] for n in method.PROGRESS if n in scalars})
           pending, pending_start, last_logged, t_last = [], step, step, now
         if evaluator and step % config.eval.every == 0:
           writer.write(step, evaluator(state))
@@ -214,6 +219,8 @@ def train(config, workdir):
           save_samples(step)
         if step % config.checkpoint_every == 0 or boundary:
           ckpt.save(step, state)
+          if hasattr(method, 'evaluate'):  # held-out scores of every saved model
+            writer.write(step, method.evaluate(config, state))
         if stopping:
           break
         if not pending:

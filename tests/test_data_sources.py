@@ -224,3 +224,25 @@ def test_tfds_real_array_record(tmp_path):
   info.write_text(json.dumps({**json.loads(info.read_text()), 'fileFormat': 'tfrecord'}))
   with pytest.raises(UserError, match='tfrecord.*convert_format'):
     make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)
+
+
+def _write_idx(directory, prefix, images, labels):
+  import gzip
+  n, h, w = images.shape
+  header = b'\x00\x00\x08\x03' + b''.join(v.to_bytes(4, 'big') for v in (n, h, w))
+  with gzip.open(directory / f'{prefix}-images-idx3-ubyte.gz', 'wb') as f:
+    f.write(header + images.tobytes())
+  with open(directory / f'{prefix}-labels-idx1-ubyte', 'wb') as f:  # not compressed: both work
+    f.write(b'\x00\x00\x08\x01' + n.to_bytes(4, 'big') + labels.tobytes())
+
+
+def test_idx_files_read_as_mnist(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (5, 28, 28), np.uint8)
+  labels = np.array([3, 1, 4, 1, 5], np.uint8)
+  _write_idx(tmp_path, 't10k', images, labels)
+  source = make_source(_config('idx', path=str(tmp_path), split='test'), 28, 1)
+  np.testing.assert_array_equal(source[np.arange(5)][..., 0], images)
+  np.testing.assert_array_equal(source.labels(), labels)
+  with pytest.raises(UserError, match='no train-images-idx3-ubyte'):
+    make_source(_config('idx', path=str(tmp_path)), 28, 1)

@@ -1,14 +1,12 @@
-"""The evaluation driver: counts, references and caching, sharding, figures, CLI errors.
+"""The evaluation driver: counts, references and caching, sharding, figures, CLI paths.
 
-Metrics run here in the feature space of a tiny random network standing in for a classifier
-(the Inception network needs its 95 MB weights file, which tests cannot download).
+Metrics run here in the feature space of a tiny project classifier trained for 20 steps (the
+Inception network needs its 95 MB weights file, which tests cannot download; its extractor is
+tested in test_inception.py).
 """
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,41 +14,31 @@ from conftest import run_cli, tiny_config
 from test_cli import assert_one_line_error
 
 
-class _Net(nn.Module):
-  @nn.compact
-  def __call__(self, x):
-    f = jnp.mean(nn.relu(nn.Conv(16, (3, 3), strides=2)(x)), axis=(1, 2))
-    return f, nn.Dense(10)(f)
-
-
-def standin_extractor():
-  """A fixed random conv net on [-1, 1] images at 8x8x3, as a project classifier would be."""
-  from gans.metrics import extractors
-  net = _Net()
-  params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
-
-  class Frozen:
-    def features(self, x):
-      x = jax.image.resize(x, (x.shape[0], 8, 8, x.shape[3]), 'linear')
-      return net.apply(params, jnp.repeat(x, 3 // x.shape[-1], axis=-1))[0]
-
-    def logits(self, x):
-      x = jax.image.resize(x, (x.shape[0], 8, 8, x.shape[3]), 'linear')
-      return net.apply(params, jnp.repeat(x, 3 // x.shape[-1], axis=-1))[1]
-
-  return extractors.from_frozen(Frozen(), 'standin', {'seed': 0})
+@pytest.fixture(scope='module')
+def classifier_dir(tmp_path_factory):
+  """A tiny project classifier (configs/classifier_digits.py:tiny): metrics in its features."""
+  from configs import classifier_digits
+  from gans import trainer
+  path = str(tmp_path_factory.mktemp('classifier'))
+  trainer.train(classifier_digits.get_config('tiny'), path)
+  return path
 
 
 @pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  """A 10-step run that also evaluated itself at step 10 (config.eval.every)."""
-  from gans import evaluate, trainer
+def stats(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('stats'))
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory, classifier_dir, stats):
+  """A 10-step MSG-GAN run that evaluated itself at step 10 (config.eval.every)."""
+  from gans import trainer
   path = str(tmp_path_factory.mktemp('run'))
   config = tiny_config(num_steps=10)
-  config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8)
+  config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8,
+                     extractor='classifier', classifier=classifier_dir)
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(evaluate, 'make_extractors', lambda *a: [standin_extractor()])
-    patch.setenv('GANS_STATS_DIR', str(tmp_path_factory.mktemp('stats')))
+    patch.setenv('GANS_STATS_DIR', stats)
     trainer.train(config, path)
   return path
 
@@ -76,71 +64,85 @@ def options(tmp, **kw):
   return evaluate.Options(**{**base, **kw})
 
 
-def test_every_number_carries_its_counts_reference_and_extractor(workdir, tmp_path):
+def test_every_number_carries_its_counts_reference_and_extractor(workdir, classifier_dir,
+                                                                tmp_path):
   from gans import evaluate
-  record = evaluate.evaluate(workdir, standin_extractor(), options(tmp_path))
+  from gans.metrics import extractors
+  record = evaluate.evaluate(workdir, extractors.classifier(classifier_dir), options(tmp_path))
   m = record['metrics']
   assert set(m) == {'fid_classifier', 'fid_classifier_4x4', 'kid_classifier', 'is_classifier',
                     'precision_classifier', 'recall_classifier'}
+  name = 'classifier-' + os.path.basename(classifier_dir)
   for key, entry in m.items():
     assert entry['num_fake'] == 50, key  # 4 batches of 16, the surplus 14 dropped
-    assert entry['extractor'] == 'standin'
+    assert entry['extractor'] == name
     if key != 'is_classifier':
       assert entry['num_real'] == 1797 and 'digits' in entry['reference'], key
   assert '4x4' in m['fid_classifier_4x4']['reference']
   assert m['kid_classifier']['subset_size'] == 50 and m['is_classifier']['splits'] == 10
+  assert record['extractors'][name]['classifier_step'] == 20
   with open(os.path.join(workdir, 'eval', '10.json')) as f:
     assert json.load(f)['metrics'] == json.loads(json.dumps(m))
   table = evaluate.table(record)
   assert 'fid_classifier_4x4' in table and '1797' in table
 
 
-def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, tmp_path):
+def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, classifier_dir,
+                                                                     tmp_path):
   from gans import evaluate, methods, parallel, trainer
-  config, _ = trainer.load(workdir)
-  method, mesh, ext = methods.get('msggan'), parallel.make_mesh(), standin_extractor()
+  from gans.metrics import extractors
+  config, state = trainer.load(workdir)
+  method, mesh = methods.get('msggan'), parallel.make_mesh()
+  ext = extractors.classifier(classifier_dir)
   first, _, path = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
-  assert os.path.basename(path).startswith('digits_all_8px_standin_n1797_')
+  assert os.path.basename(path).startswith(f'digits_train_8px_{ext.name}_n1797_')
   stamp = os.stat(path).st_mtime_ns
   again, _, same = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
   assert same == path and os.stat(path).st_mtime_ns == stamp
   np.testing.assert_array_equal(first.features, again.features)
-  assert first.features.shape == (1797, 16)
+  assert first.features.shape == (1797, 32)  # the tiny classifier's feature_size
   mean, cov, count = again.gaussians['4x4']  # per-scale sets keep only their Gaussian
-  assert mean.shape == (16,) and cov.shape == (16, 16) and count == 1797
+  assert mean.shape == (32,) and cov.shape == (32, 32) and count == 1797
   # Real vs real: two halves of the digits are close; the generator (10 steps) is far.
   fid = evaluate.fid.fid
   halves = fid(first.features[::2], first.features[1::2])
-  fake = evaluate.generated_features(method, config, trainer.load(workdir)[1], ext, mesh,
+  fake = evaluate.generated_features(method, config, state, ext, mesh,
                                      options(tmp_path, num_samples=900))
   assert halves < 0.1 * fid(first.features, fake.features)
 
 
-def test_sharded_over_four_devices_gives_the_same_features(workdir, tmp_path):
+def test_sharded_over_four_devices_gives_the_same_features(workdir, classifier_dir, tmp_path):
   from gans import evaluate, methods, parallel, trainer
+  from gans.metrics import extractors
   config, state = trainer.load(workdir)
-  one = evaluate.generated_features(methods.get('msggan'), config, state, standin_extractor(),
-                                    parallel.make_mesh(), options(tmp_path, num_samples=40))
+  one = evaluate.generated_features(methods.get('msggan'), config, state,
+                                    extractors.classifier(classifier_dir), parallel.make_mesh(),
+                                    options(tmp_path, num_samples=40))
   np.save(tmp_path / 'one.npy', one.features)
   script = ('import sys; sys.path.insert(0, "tests"); import numpy as np, jax; '
-            'from test_eval import standin_extractor, options; '
+            'from test_eval import options; from gans.metrics import extractors; '
             'from gans import evaluate, methods, parallel, trainer; '
             'assert jax.device_count() == 4; '
             f'c, s = trainer.load({workdir!r}); '
-            'f = evaluate.generated_features(methods.get("msggan"), c, s, standin_extractor(), '
-            f'parallel.make_mesh(), options({str(tmp_path)!r}, num_samples=40)); '
+            'f = evaluate.generated_features(methods.get("msggan"), c, s, '
+            f'extractors.classifier({classifier_dir!r}), parallel.make_mesh(), '
+            f'options({str(tmp_path)!r}, num_samples=40)); '
             f'np.testing.assert_allclose(f.features, np.load({str(tmp_path / "one.npy")!r}), '
             'rtol=1e-4, atol=1e-5); assert len(f.features) == 40; print("same")')
   result = run_cli(['-c', script], env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
   assert result.returncode == 0 and 'same' in result.stdout, result.stderr[-3000:]
 
 
-def test_figures_redraw_every_figure_of_the_run(workdir):
-  result = run_cli(['eval.py', '--workdir', workdir, '--figures', '--sheet_samples', '4'])
+def test_cli_metrics_and_figures(workdir, classifier_dir, stats):
+  result = run_cli(['eval.py', '--workdir', workdir, '--extractor', 'classifier',
+                    '--classifier', classifier_dir, '--metrics', 'fid,is', '--num_samples', '30',
+                    '--stats_dir', stats, '--figures', '--sheet_samples', '4'])
   assert result.returncode == 0, result.stderr[-3000:]
+  assert 'fid_classifier_4x4' in result.stdout and 'is_classifier' in result.stdout
   figures = os.path.join(workdir, 'figures')
   for name in ('all_scales/step_00000010.png', '8x8/step_00000010.png',
-               'interpolation/step_00000010.png', 'losses.png', 'training_scalars.png'):
+               'interpolation/step_00000010.png', 'losses.png', 'training_scalars.png',
+               'metrics.png'):
     assert os.path.exists(os.path.join(figures, name)), name
 
 
@@ -155,5 +157,3 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
                                  str(tmp_path / 'other.pth')]), 'does not start with 6726825d')
   assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--extractor', 'classifier']),
                         '--classifier=DIR')
-
-

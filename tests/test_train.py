@@ -172,15 +172,15 @@ def test_bfloat16_compute_keeps_float32_state():
 def test_fused_scan_dispatch_matches_step_by_step():
   """The accelerator path (K steps in one lax.scan) computes what the CPU path computes."""
   from gans import parallel
-  from gans.data import feeding, sources
+  from gans.data import feeding
   from gans.methods import msggan
   config = tiny_config()
   mesh = parallel.make_mesh()
-  feeder = feeding.Feeder(sources.make_source(config.data, 8, 1), config, mesh)
+  feeder = feeding.Feeder(msggan.sources(config), msggan.example_spec(config), config, mesh)
   results = []
   for fused in (True, False):
     state = msggan.init_state(config, jax.random.PRNGKey(0))
-    dispatch = trainer.Dispatch(msggan, config, mesh, fused=fused)
+    dispatch = trainer.Dispatch(msggan, config, mesh, feeder.gather, fused=fused)
     for start in (0, 5):
       state, metrics = dispatch(state, *feeder.get(start, 5))
     results.append((state, np.asarray(metrics['d_loss'])))

@@ -1,5 +1,5 @@
 """Data: image sources (embedded digits, image folders, TFDS) and feeding."""
 
-from gans.data.sources import ImageSource, make_source
+from gans.data.sources import ImageSource, LabelledSource, make_source
 
-__all__ = ['ImageSource', 'make_source']
+__all__ = ['ImageSource', 'LabelledSource', 'make_source']

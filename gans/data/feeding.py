@@ -9,6 +9,7 @@ that keeps the next dispatch ready.
 """
 import concurrent.futures
 import logging
+import math
 
 import jax
 import jax.numpy as jnp
@@ -19,19 +20,24 @@ from gans.errors import UserError
 
 
 class Schedule:
-  """Global batch indices for any step, identical on every process."""
+  """Global batch indices for any step, identical on every process.
 
-  def __init__(self, num_examples: int, batch_size: int, seed: int):
+  `stream` salts the permutations so that the streams of one run (CoGAN's two domains) are
+  drawn independently of each other, even from sources of the same length.
+  """
+
+  def __init__(self, num_examples: int, batch_size: int, seed: int, stream: int = 0):
     if num_examples < batch_size:
       raise UserError(f'the dataset has {num_examples} images, fewer than batch_size='
                       f'{batch_size}; lower --config.batch_size or use more data')
-    self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+    self.num_examples, self.batch_size = num_examples, batch_size
+    self.salt = [seed] if stream == 0 else [seed, stream]
     self.steps_per_epoch = num_examples // batch_size
     self._cache = (None, None)
 
   def _permutation(self, epoch):
     if self._cache[0] != epoch:
-      self._cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.num_examples))
+      self._cache = (epoch, np.random.default_rng(self.salt + [epoch]).permutation(self.num_examples))
     return self._cache[1]
 
   def indices(self, start: int, k: int) -> np.ndarray:
@@ -53,44 +59,67 @@ def to_model_input(images, key, flip: bool):
 
 
 class Feeder:
-  """Inputs for one dispatch of k steps: `table` (the dataset on device, or None) and `xs`.
+  """Inputs for one dispatch of k steps: `tables` and `xs`, one entry per stream.
 
-  With the dataset on device, xs is the int32 [k, B] index array and the step gathers
-  table[xs[t]]; streaming, xs is the uint8 [k, B, R, R, C] images themselves. Either way xs is
-  sharded on its batch axis over the whole mesh, each process supplying only its own rows.
+  A method's data is one source or a pytree of sources (method.sources), each a stream with its
+  own schedule; an example of a source is one array or a pytree of arrays (an image and its
+  label). Streams that fit on the devices are put there once: their table is the whole source
+  and xs the int32 [k, B] indices the step gathers. The others are read by a background thread:
+  their table is None and xs the examples themselves, [k, B, ...]. Either way xs is sharded on
+  its batch axis over the whole mesh, each process supplying only its own rows.
   """
 
-  def __init__(self, source, config, mesh):
-    self.source, self.mesh = source, mesh
-    self.schedule = Schedule(len(source), config.batch_size, config.seed)
+  def __init__(self, sources, spec, config, mesh):
+    """`spec` is the method's example_spec: the sources' structure, with one example's
+    ShapeDtypeStructs at each source."""
+    self.sources, self.treedef = jax.tree.flatten(sources, is_leaf=_is_source)
+    self.specs = self.treedef.flatten_up_to(spec)
+    self.batch_size = config.batch_size
+    self.schedules = [Schedule(len(s), config.batch_size, config.seed, i)
+                      for i, s in enumerate(self.sources)]
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
-    nbytes = len(source) * source.resolution ** 2 * source.channels
+    nbytes = sum(len(s) * _example_bytes(spec) for s, spec in zip(self.sources, self.specs))
     mode = config.data.on_device
     on_device = nbytes <= config.data.on_device_max_mb * 2 ** 20 if mode == 'auto' else mode == 'yes'
-    self.table = parallel.replicate(mesh, source.load_all()) if on_device else None
-    logging.info('data: %d images of %s, %s', len(source), source.name,
+    self.tables = [parallel.replicate(mesh, s.load_all()) if on_device else None
+                   for s in self.sources]
+    logging.info('data: %s, %s', ', '.join(f'{len(s)} examples of {s.name}' for s in self.sources),
                  'on device' if on_device else 'streamed')
-    self._pool = concurrent.futures.ThreadPoolExecutor(1) if self.table is None else None
+    self._pool = concurrent.futures.ThreadPoolExecutor(1) if not on_device else None
     self._next = None
 
   def get(self, start: int, k: int):
-    indices = self.schedule.indices(start, k)
-    if self.table is not None:
-      return self.table, parallel.global_array(self.sharding, indices.shape,
-                                               lambda lo, hi: indices[:, lo:hi], axis=1)
+    """(tables, xs): lists with one entry per stream; see gather()."""
+    if self._pool is None:
+      return self.tables, [self._indices(s.indices(start, k)) for s in self.schedules]
     local = self._read_ahead(start, k)
     self._next = self._pool.submit(self._read, start + k, k)  # the next dispatch, in background
-    shape = indices.shape + self._image_shape()
-    return None, parallel.global_array(self.sharding, shape, lambda lo, hi: local, axis=1)
+    return self.tables, [jax.tree.map(self._rows, x) for x in local]
 
-  def _image_shape(self):
-    return (self.source.resolution, self.source.resolution, self.source.channels)
+  def gather(self, tables, xs):
+    """The step's batch, structured like the sources, from one step's slice of each xs."""
+    return self.treedef.unflatten([x if t is None else jax.tree.map(lambda a: a[x], t)
+                                   for t, x in zip(tables, xs)])
+
+  def _indices(self, indices):
+    """Global [k, B] indices (the same on every process), sharded on B."""
+    return parallel.global_array(self.sharding, indices.shape, lambda lo, hi: indices[:, lo:hi],
+                                 axis=1)
+
+  def _rows(self, local):
+    """The global [k, B, ...] array of which this process read the rows `local`."""
+    shape = local.shape[:1] + (self.batch_size,) + local.shape[2:]
+    return parallel.global_array(self.sharding, shape, lambda lo, hi: local, axis=1)
 
   def _read(self, start, k):
-    indices = self.schedule.indices(start, k)
-    lo, hi = parallel.local_rows(self.sharding, indices.shape + self._image_shape(), axis=1)
-    rows = indices[:, lo:hi]
-    return (start, k), self.source[rows.reshape(-1)].reshape(rows.shape + self._image_shape())
+    out = []
+    for source, schedule in zip(self.sources, self.schedules):
+      indices = schedule.indices(start, k)
+      lo, hi = parallel.local_rows(self.sharding, indices.shape, axis=1)
+      rows = indices[:, lo:hi]
+      out.append(jax.tree.map(lambda a: a.reshape(rows.shape + a.shape[1:]),
+                              source[rows.reshape(-1)]))
+    return (start, k), out
 
   def _read_ahead(self, start, k):
     if self._next is not None:
@@ -98,3 +127,11 @@ class Feeder:
       if key == (start, k):
         return local
     return self._read(start, k)[1]
+
+
+def _is_source(x):
+  return hasattr(x, 'load_all')
+
+
+def _example_bytes(spec):
+  return sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize for s in jax.tree.leaves(spec))

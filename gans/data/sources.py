@@ -1,4 +1,4 @@
-"""Random-access image sources: embedded digits, image folders and TFDS datasets.
+"""Random-access image sources: embedded digits, image folders, MNIST IDX files and TFDS.
 
 Every source returns uint8 NHWC arrays already at the model's resolution and channel count,
 so the feeding code never sees a decoder. Sources are random access (`source[indices]`)
@@ -14,11 +14,13 @@ folders also work where it is not installed.
 
 import concurrent.futures
 import functools
+import gzip
 import io
 import logging
 import math
 import os
 import pathlib
+import re
 
 import numpy as np
 from PIL import Image
@@ -80,6 +82,11 @@ class ImageSource:
   def __getitem__(self, indices: np.ndarray) -> np.ndarray:
     raise NotImplementedError
 
+  def labels(self) -> np.ndarray:
+    """int32 [len(self)]: every example's class, for methods that train on labels."""
+    raise UserError(f'{self.name} has no labels; the classifier needs a labelled dataset '
+                    '(digits, a TFDS dataset with a label feature, or a folder of class folders)')
+
   def load_all(self, chunk: int = 1024) -> np.ndarray:
     """All images as one array, for datasets small enough to live on the devices.
 
@@ -117,14 +124,21 @@ class DigitsSource(ImageSource):
   """
 
   def __init__(self, resolution: int, channels: int, percentage: float = 100.0,
-               center_crop: int = 0):
+               center_crop: int = 0, split: str = 'train'):
     from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
-    raw = load_digits().images  # float 0..16, [1797, 8, 8]
-    raw = raw[:_first_fraction(len(raw), percentage)]
-    grey = np.round(raw * 255 / 16).astype(np.uint8)
-    self.name, self.resolution, self.channels = 'digits', resolution, channels
+    digits = load_digits()
+    lo, hi = _slice(split, len(digits.images))
+    raw, self._labels = digits.images[lo:hi], digits.target[lo:hi].astype(np.int32)
+    n = _first_fraction(len(raw), percentage)
+    raw, self._labels = raw[:n], self._labels[:n]
+    grey = np.round(raw * 255 / 16).astype(np.uint8)  # float 0..16, [N, 8, 8]
+    self.name = 'digits' if split == 'train' else f'digits:{split}'
+    self.resolution, self.channels = resolution, channels
     self._images = np.stack([prepare_image(x, resolution, channels, center_crop) for x in grey])
     self._images.flags.writeable = False  # load_all hands out this array itself, not a copy
+
+  def labels(self) -> np.ndarray:
+    return self._labels
 
   def __len__(self) -> int:
     return len(self._images)
@@ -134,6 +148,70 @@ class DigitsSource(ImageSource):
 
   def load_all(self, chunk: int = 1024) -> np.ndarray:
     return self._images
+
+
+def _slice(split: str, n: int) -> tuple[int, int]:
+  """[lo, hi) of a TFDS-style split of the one-split digits: 'train', 'train[:80%]',
+  'train[1500:]'. They have no official test split; slicing gives held-out data."""
+  match = re.fullmatch(r'train(?:\[(-?\d*)(%?):(-?\d*)(%?)\])?', split.replace(' ', ''))
+  if not match:
+    raise UserError(f'digits split {split!r}: the digits have one split, train; slice it as '
+                    "'train[:80%]' or 'train[1500:]'")
+  def bound(text, percent, default):
+    if not text:
+      return default
+    value = int(text) * n // 100 if percent else int(text)
+    return value + n if value < 0 else min(value, n)
+  lo, hi = bound(match[1], match[2], 0), bound(match[3], match[4], n)
+  if match[0] != 'train' and hi <= lo:
+    raise UserError(f'digits split {split!r} is empty')
+  return lo, hi
+
+
+class IdxSource(ImageSource):
+  """MNIST-format IDX files (`{split}-images-idx3-ubyte[.gz]` and the matching labels), as
+  LeCun's page and many mirrors distribute them: real MNIST (or Fashion-MNIST, KMNIST) with no
+  TFDS preparation. split is the file prefix: 'train' or 't10k' ('test' is read as 't10k')."""
+
+  def __init__(self, path: str, resolution: int, channels: int, split: str = 'train',
+               percentage: float = 100.0, center_crop: int = 0):
+    prefix = 't10k' if split == 'test' else split
+    images = self._read(path, f'{prefix}-images-idx3-ubyte', 16)
+    rows = int.from_bytes(images[8:12].tobytes(), 'big'), int.from_bytes(images[12:16].tobytes(), 'big')
+    images = images[16:].reshape(-1, *rows)
+    n = _first_fraction(len(images), percentage)
+    self.name, self.resolution, self.channels = f'idx:{prefix}', resolution, channels
+    self._images = np.stack([prepare_image(x, resolution, channels, center_crop)
+                             for x in images[:n]])
+    self._images.flags.writeable = False
+    self._path, self._prefix, self._n = path, prefix, n
+
+  @staticmethod
+  def _read(path, stem, header):
+    for name in (stem + '.gz', stem):
+      file = os.path.join(os.path.expanduser(path), name)
+      if os.path.exists(file):
+        opener = gzip.open if name.endswith('.gz') else open
+        with opener(file, 'rb') as f:
+          raw = np.frombuffer(f.read(), np.uint8)
+        if len(raw) < header:
+          raise UserError(f'{file} is truncated')
+        return raw
+    raise UserError(f'no {stem}[.gz] in {path!r}; data.name=idx needs --config.data.path=DIR '
+                    'holding MNIST-format files, and data.split=train|t10k')
+
+  def __len__(self) -> int:
+    return self._n
+
+  def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+    return self._images[np.asarray(indices)]
+
+  def load_all(self, chunk: int = 1024) -> np.ndarray:
+    return self._images
+
+  def labels(self) -> np.ndarray:
+    return self._read(self._path, f'{self._prefix}-labels-idx1-ubyte', 8)[8:8 + self._n].astype(
+        np.int32)
 
 
 def _check_image(path: str) -> bool:
@@ -180,6 +258,16 @@ class FolderSource(_DecodingSource):
     self.name, self.resolution, self.channels = f'folder:{root}', resolution, channels
     self.center_crop = center_crop
     self._files = [f for f, ok in zip(files, readable) if ok]
+    self._root = root
+
+  def labels(self) -> np.ndarray:
+    """The index of each file's top-level sub-folder, in sorted order of the folder names."""
+    classes = [pathlib.Path(f).relative_to(self._root).parts for f in self._files]
+    if any(len(parts) < 2 for parts in classes):
+      raise UserError(f'{self.name} has images outside class folders; labels need one '
+                      'sub-folder per class')
+    names = sorted({parts[0] for parts in classes})
+    return np.array([names.index(parts[0]) for parts in classes], np.int32)
 
   def __len__(self) -> int:
     return len(self._files)
@@ -197,7 +285,7 @@ class TfdsSource(_DecodingSource):
   """
 
   def __init__(self, name: str, resolution: int, channels: int, split: str = 'train',
-               data_dir: str | None = None, image_key: str = 'image',
+               data_dir: str | None = None, image_key: str = 'image', label_key: str = 'label',
                percentage: float = 100.0, center_crop: int = 0):
     self._records = _open_tfds(name, split, data_dir)
     if not len(self._records):
@@ -208,8 +296,14 @@ class TfdsSource(_DecodingSource):
                       f'{", ".join(sorted(first))}: set --config.data.image_key')
     self.name, self.resolution, self.channels = f'tfds:{name}', resolution, channels
     self.center_crop = center_crop
-    self._image_key = image_key
+    self._image_key, self._label_key = image_key, label_key
     self._length = _first_fraction(len(self._records), percentage)
+
+  def labels(self) -> np.ndarray:
+    if self._label_key not in self._records[0]:
+      raise UserError(f'{self.name} has no feature {self._label_key!r}; set '
+                      '--config.data.label_key')
+    return np.array([self._records[i][self._label_key] for i in range(len(self))], np.int32)
 
   def __len__(self) -> int:
     return self._length
@@ -256,9 +350,29 @@ def make_source(data_config, resolution: int, channels: int) -> ImageSource:
                 percentage=data_config.get('percentage', 100.0),
                 center_crop=data_config.get('center_crop', 0))
   if data_config.name == 'digits':
-    return DigitsSource(**common)
+    return DigitsSource(split=data_config.get('split', 'train'), **common)
   if data_config.name == 'folder':
     return FolderSource(data_config.get('path', ''), **common)
+  if data_config.name == 'idx':
+    return IdxSource(data_config.get('path', ''), split=data_config.get('split', 'train'), **common)
   return TfdsSource(data_config.name, split=data_config.get('split', 'train'),
                     data_dir=data_config.get('data_dir') or None,
-                    image_key=data_config.get('image_key', 'image'), **common)
+                    image_key=data_config.get('image_key', 'image'),
+                    label_key=data_config.get('label_key', 'label'), **common)
+
+
+class LabelledSource:
+  """Images with their classes: source[indices] -> {'image': uint8 [n, R, R, C], 'label': int32 [n]}."""
+
+  def __init__(self, images: ImageSource):
+    self.images, self.name = images, images.name
+    self._labels = images.labels()
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, indices: np.ndarray) -> dict:
+    return {'image': self.images[indices], 'label': self._labels[np.asarray(indices)]}
+
+  def load_all(self) -> dict:
+    return {'image': self.images.load_all(), 'label': self._labels}

@@ -4,6 +4,7 @@ The step differentiates only what it updates: the D step treats G's output as a 
 G step takes gradients with respect to G alone (XLA drops D's weight gradients) and evaluates
 D(real), when the loss needs it, outside the differentiated function.
 """
+import functools
 import math
 from typing import Any
 
@@ -12,11 +13,79 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gans import figures, layers, losses, regularizers
+import ml_collections
+
+from gans import config as config_lib
+from gans import data, figures, layers, losses, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
 
 SPECTRAL = 'spectral'
+PROGRESS = ('d_loss', 'g_loss')
+TINY_MODEL = dict(depth=2, width=16, latent_size=16)  # 8x8: what config.make_tiny shrinks to
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """BMSG-GAN's own defaults (spec §10), on the embedded digits."""
+  c = config_lib.base_defaults('msggan')
+  c.model = ml_collections.ConfigDict()
+  c.model.depth = 4
+  c.model.resolution = ml_collections.config_dict.placeholder(int)  # optional; must be 2^(depth+1)
+  c.model.latent_size = 512
+  c.model.width = 512  # BMSG-GAN's 512; the channel rule scales with it
+  c.model.image_channels = 3
+  c.model.combine = 'simple'  # 'simple' (= 'lin_cat'), 'raw', 'cat_lin'
+  c.model.mbstd = 'bmsg'  # 'bmsg' (one scalar), 'v1' (H x W map), 'none'
+  c.model.equalized = True
+  c.model.spectral_norm = False
+  c.model.g_dilation = 1
+  c.model.d_dilation = 1
+  c.model.pixelnorm = True
+  c.model.tanh = False
+  c.model.dtype = 'float32'  # compute dtype; 'bfloat16' keeps float32 params and optimizer
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = 'relativistic-hinge'
+  c.loss.gp_weight = 10.0  # wgan-gp; the penalty is averaged over the scale inputs
+  c.loss.r1_gamma = 10.0  # ns-r1; adds gamma/2 * R1
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.g_lr = 0.003
+  c.optim.d_lr = 0.003
+  c.optim.b1 = 0.0
+  c.optim.b2 = 0.99
+  c.optim.eps = 1e-8
+
+  c.ema_decay = 0.999
+  c.normalize_latents = True
+  c.fresh_g_latents = False  # MSG-GAN v1 draws a new z for the G step
+  return c
+
+
+def validate(config):
+  check = config_lib.check
+  m = config.model
+  check(1 <= m.depth <= 9, f'model.depth={m.depth} is out of range; MSG-GAN supports 1..9 '
+        '(4x4 to 1024x1024)')
+  res = resolution(config)
+  check(m.resolution is None or m.resolution == res,
+        f'model.resolution={m.resolution} is not 2^(depth+1)={res} for model.depth={m.depth}; '
+        f'set --config.model.depth to match (resolution 2^(depth+1))')
+  check(m.latent_size > 0, f'model.latent_size={m.latent_size} must be positive')
+  check(m.width >= models.min_width(m.depth) and m.width & (m.width - 1) == 0,
+        f'model.width={m.width} must be a power of two >= {models.min_width(m.depth)} '
+        f'at depth {m.depth} (widths halve per level above 32x32)')
+  check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
+  check(m.combine in models.COMBINES,
+        f'model.combine={m.combine!r}; choose one of {", ".join(models.COMBINES)}')
+  check(m.mbstd in models.MBSTD_VARIANTS,
+        f'model.mbstd={m.mbstd!r}; choose one of {", ".join(models.MBSTD_VARIANTS)}')
+  check(m.dtype in ('float32', 'bfloat16'), f'model.dtype={m.dtype!r}; use float32 or bfloat16')
+  check(m.g_dilation >= 1 and m.d_dilation >= 1, 'model.g_dilation and d_dilation must be >= 1')
+  losses.get(config.loss.name)
+  check(0.0 <= config.ema_decay < 1.0, f'ema_decay={config.ema_decay} must be in [0, 1)')
+  check(config.optim.g_lr > 0 and config.optim.d_lr > 0, 'optim.g_lr and optim.d_lr must be > 0')
+  config_lib.validate_data(config.data)
 
 
 @flax.struct.dataclass
@@ -39,6 +108,14 @@ def resolution(config):
 def image_shape(config):
   r = resolution(config)
   return (r, r, config.model.image_channels)
+
+
+def sources(config):
+  return data.make_source(config.data, *image_shape(config)[1:])
+
+
+def example_spec(config):
+  return jax.ShapeDtypeStruct(image_shape(config), jnp.uint8)
 
 
 def build_models(config):
@@ -178,3 +255,26 @@ def sheets(config, outputs):
          for s in outputs]
   out.append(('all_scales', figures.scales_side_by_side([s[:8] for s in outputs]), 1))
   return out
+
+
+def forward_flops(config):
+  """Forward FLOPs per image of the generator and the discriminator, from their layer shapes."""
+  g, d = build_models(config)
+  state = jax.eval_shape(functools.partial(init_state, config), jax.random.PRNGKey(0))
+  z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
+  with layers.flop_counter() as g_counts:
+    fake = jax.eval_shape(lambda p, z: g.apply({'params': p, **state.g_stats}, z), state.g_params, z)
+  with layers.flop_counter() as d_counts:
+    jax.eval_shape(lambda p, x: d.apply({'params': p, **state.d_stats}, x), state.d_params, fake)
+  return sum(g_counts), sum(d_counts)
+
+
+def flops(config):
+  """(reference, necessary) FLOPs per image of one D step + one G step (spec §14).
+
+  The reference executes 4G + 12D forwards' worth; a step that differentiates only what it
+  updates needs 4G + 9D when the G loss needs D(real), 4G + 8D otherwise. Penalties are extra.
+  """
+  g, d = forward_flops(config)
+  uses_real = losses.get(config.loss.name).g_uses_real
+  return 4 * g + 12 * d, 4 * g + (9 if uses_real else 8) * d

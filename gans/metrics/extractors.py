@@ -150,26 +150,24 @@ def inception(path=None, sha256_prefix=None):
 def from_frozen(frozen, name, info=None):
   """An extractor from a frozen project classifier (features(x), logits(x) on [-1, 1] images).
 
-  The classifier sees the same quantised images as Inception does, mapped back to [-1, 1].
-  `info` identifies the classifier (it keys the reference cache, so it must change when the
-  classifier does).
+  The classifier sees the same quantised images as Inception does, mapped back to [-1, 1]. A
+  NamedTuple with a `params` field (gans.methods.classifier.Frozen) gets its parameters passed
+  through jit as arguments. `info` identifies the classifier: it keys the reference cache, so
+  it must change when the classifier does.
   """
   def apply(params, images):
-    del params
+    f = frozen._replace(params=params) if hasattr(frozen, '_replace') else frozen
     x = images.astype(jnp.float32) * (2.0 / 255.0) - 1.0
-    return frozen.features(x), frozen.logits(x)
+    return f.features(x), f.logits(x)  # one pass: XLA merges the common subgraph
 
-  return Extractor(name, '_classifier', {}, apply,
+  return Extractor(name, '_classifier', getattr(frozen, 'params', {}), apply,
                    {'extractor': f'project classifier {name}',
                     'quantisation': 'uint8, round((x + 1) * 127.5)', **(info or {})})
 
 
 def classifier(workdir):
-  """The extractor of a classifier trained by the project in `workdir` (its latest checkpoint)."""
-  try:
-    from gans.methods import classifier as method
-  except ImportError as e:
-    raise UserError('this version has no project classifier (gans.methods.classifier)') from e
+  """The extractor of the classifier trained by the project in `workdir` (latest checkpoint)."""
+  from gans.methods import classifier as method
   workdir = os.path.abspath(workdir)
   ckpts = os.path.join(workdir, 'checkpoints')
   steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []

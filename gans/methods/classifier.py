@@ -1,0 +1,191 @@
+"""Training a classifier with the same engine, and loading it frozen for the GAN methods.
+
+The GANs need a judge that knows the domains: SCoGAN's semantic loss, pair agreement and the
+classifier-feature metrics all load one with load_frozen(workdir). Held-out accuracy is
+computed whenever a checkpoint is written (evaluate), so every saved classifier has its score
+in metrics.jsonl beside the training loss.
+"""
+import functools
+import json
+from typing import Any, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gans import config as config_lib
+from gans import data, parallel
+from gans.data import feeding
+from gans.errors import UserError
+from gans.models import classifier as models
+
+TINY_MODEL = dict(width=8, feature_size=32)
+PROGRESS = ('loss', 'accuracy')
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """A digit classifier: 16x16 grey, 10 classes, 80% of the embedded digits to train on."""
+  c = config_lib.base_defaults('classifier')
+  c.model = ml_collections.ConfigDict()
+  c.model.resolution = 16  # the digits are 8x8 scans: 16x16 keeps every stroke
+  c.model.image_channels = 1
+  c.model.num_classes = 10
+  c.model.width = 32
+  c.model.feature_size = 128
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-3
+  c.optim.weight_decay = 1e-4
+  c.max_shift = 2  # random translation by up to this many pixels: the augmentation
+  c.data.split = 'train[:80%]'
+  c.data.flip = False
+  c.eval_split = 'train[80%:]'  # held out; '' to skip
+  c.batch_size = 64
+  c.num_steps = 2000
+  return c
+
+
+def validate(config):
+  check = config_lib.check
+  m = config.model
+  check(m.resolution >= 8, f'model.resolution={m.resolution} must be >= 8')
+  check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
+  check(m.num_classes >= 2, f'model.num_classes={m.num_classes} must be >= 2')
+  check(m.width >= 1 and m.feature_size >= 1, 'model.width and model.feature_size must be >= 1')
+  check(config.optim.lr > 0, f'optim.lr={config.optim.lr} must be > 0')
+  check(0 <= config.max_shift < m.resolution, f'max_shift={config.max_shift} must be in '
+        f'[0, model.resolution)')
+  config_lib.validate_data(config.data)
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  key: jax.Array
+  params: Any
+  opt: Any
+
+
+def build_model(config):
+  m = config.model
+  return models.Classifier(num_classes=m.num_classes, width=m.width, feature_size=m.feature_size)
+
+
+def optimizer(config):
+  return optax.adamw(config.optim.lr, weight_decay=config.optim.weight_decay)
+
+
+def _images(config, split=None):
+  d = config.data if split is None else config.data.copy_and_resolve_references()
+  if split is not None:
+    d.split = split
+  return data.make_source(d, config.model.resolution, config.model.image_channels)
+
+
+def sources(config):
+  return data.LabelledSource(_images(config))
+
+
+def example_spec(config):
+  m = config.model
+  return {'image': jax.ShapeDtypeStruct((m.resolution, m.resolution, m.image_channels), jnp.uint8),
+          'label': jax.ShapeDtypeStruct((), jnp.int32)}
+
+
+def init_state(config, key):
+  m = config.model
+  k_state, k_init = jax.random.split(key)
+  x = jnp.zeros((1, m.resolution, m.resolution, m.image_channels))
+  params = build_model(config).init(k_init, x)['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), key=k_state, params=params,
+                    opt=optimizer(config).init(params))
+
+
+def _shift(x, key, max_shift):
+  """Translate each image by up to max_shift pixels (edge-padded): digits move, classes don't."""
+  if not max_shift:
+    return x
+  n, h, w, _ = x.shape
+  padded = jnp.pad(x, ((0, 0), (max_shift,) * 2, (max_shift,) * 2, (0, 0)), mode='edge')
+  offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+  return jax.vmap(crop)(padded, offsets)
+
+
+def train_step(config, state: TrainState, batch):
+  k_flip, k_shift = jax.random.split(jax.random.fold_in(state.key, state.step))
+  x = feeding.to_model_input(batch['image'], k_flip, config.data.flip)
+  x = _shift(x, k_shift, config.max_shift)
+  model = build_model(config)
+
+  def loss_fn(params):
+    logits = model.apply({'params': params}, x)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+    return loss, logits
+
+  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt = optimizer(config).update(grads, state.opt, state.params)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  return (state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                        opt=opt),
+          {'loss': loss, 'accuracy': accuracy})
+
+
+def evaluate(config, state):
+  """{'eval_accuracy': ...} on config.eval_split (nothing when it is ''), over all its images."""
+  if not config.eval_split:
+    return {}
+  source = data.LabelledSource(_images(config, config.eval_split))
+  frozen = Frozen(config, state.params)
+  examples = source.load_all()
+  predictions = frozen.predict_all(examples['image'])
+  return {'eval_accuracy': float(np.mean(predictions == examples['label']))}
+
+
+class Frozen(NamedTuple):
+  """A trained classifier as fixed functions of float images in [-1, 1], NHWC, any size and
+  channel count (adapted to what it was trained on)."""
+
+  config: Any
+  params: Any
+
+  def _apply(self, x):
+    m = self.config.model
+    x = models.adapt(x.astype(jnp.float32), m.resolution, m.image_channels)
+    return build_model(self.config).apply({'params': self.params}, x, features=True)
+
+  def logits(self, x):
+    return self._apply(x)[0]
+
+  def features(self, x):
+    return self._apply(x)[1]
+
+  def predict_all(self, images_uint8, batch=256):
+    """Host helper: int32 labels of a uint8 NHWC array, in jitted batches."""
+    fn = _predict_fn(self.config.model.to_json())
+    out = []
+    for start in range(0, len(images_uint8), batch):
+      chunk = images_uint8[start:start + batch]
+      pad = batch - len(chunk)  # one shape, one compilation
+      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+      out.append(np.asarray(fn(self.params, chunk))[:batch - pad])
+    return np.concatenate(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _predict_fn(model_json):
+  config = ml_collections.ConfigDict({'model': json.loads(model_json)})
+  frozen = lambda params, x: Frozen(config, params).logits(x.astype(jnp.float32) / 127.5 - 1)
+  return jax.jit(lambda params, x: jnp.argmax(frozen(params, x), -1))
+
+
+def load_frozen(workdir, step=None) -> Frozen:
+  """The classifier trained in `workdir` (latest checkpoint, or `step`), on this host."""
+  from gans import trainer  # pylint: disable=g-import-not-at-top
+  config, state = trainer.load(workdir, step)
+  if config.method != 'classifier':
+    raise UserError(f'{workdir} holds a {config.method} run, not a classifier; train one with '
+                    'python train.py --config configs/classifier_digits.py')
+  return Frozen(config, parallel.to_host(state.params))
