@@ -36,6 +36,8 @@ _BATCH = flags.DEFINE_integer('batch_size', 200, 'Images per extraction step ove
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latents (and the KID subsets).')
 _STATS = flags.DEFINE_string('stats_dir', '', 'Reference-feature cache (default '
                              '$GANS_STATS_DIR or ~/.cache/gans/stats).')
+_PER_SCALE = flags.DEFINE_bool('per_scale', True, 'FID of every output scale too (MSG-GAN); '
+                               'each scale costs as much extraction as the full resolution.')
 _FIGURES = flags.DEFINE_bool('figures', False, 'Redraw every figure of the run.')
 _SHEET = flags.DEFINE_integer('sheet_samples', 64, 'Samples per sample sheet.')
 
@@ -47,7 +49,8 @@ def main(argv):
   metrics = _METRICS.value if _METRICS.value is not None else ('' if _FIGURES.value else 'fid,kid')
   options = evaluate.Options(metrics=evaluate.parse_metrics(metrics), num_samples=_NUM.value,
                              num_real=_NUM_REAL.value, batch_size=_BATCH.value,
-                             seed=_SEED.value, stats_dir=_STATS.value)
+                             seed=_SEED.value, stats_dir=_STATS.value,
+                             per_scale=_PER_SCALE.value)
   extractors = None  # built after the first run loads, so a wrong --workdir is reported first
   for workdir in _WORKDIR.value:
     if options.metrics:

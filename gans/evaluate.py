@@ -41,6 +41,7 @@ class Options:
   kid_subset_size: int = 1000
   is_splits: int = 10
   pr_k: int = 3
+  per_scale: bool = True  # FID of the method's extra eval sets (each costs a headline's extraction)
 
 
 def parse_metrics(names):
@@ -69,7 +70,7 @@ def _batch(options, mesh):
   return -(-options.batch_size // n) * n
 
 
-def _extract_fn(method, config, extractor, mesh, batch, real):
+def _extract_fn(method, config, extractor, mesh, batch, real, extra_sets=True):
   """jit(state, params, x) -> {set: (features, logits)}, replicated out; x = images or key."""
   sharding = parallel.batch_sharding(mesh)
 
@@ -80,6 +81,7 @@ def _extract_fn(method, config, extractor, mesh, batch, real):
       z = jax.lax.with_sharding_constraint(method.sample_latents(config, x, batch), sharding)
       images = method.generate(config, state, z)
     sets = _sets(method, config, images, real)
+    sets = {k: v for k, v in sets.items() if extra_sets or not k}
     return {name: extractor.apply(params, extractors.quantize(s)) for name, s in sets.items()}
 
   return jax.jit(fn, out_shardings=parallel.replicated(mesh))
@@ -156,7 +158,8 @@ def reference_features(method, config, extractor, mesh, options):
   description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
                  f'({"full split" if n == len(source) else "subset"}), no flips')
   identity = {k: v for k, v in extractor.info.items() if k != 'weights'}  # digest, not path
-  key = json.dumps([source.name, split, r, c, config.data.get('center_crop', 0),
+  key = json.dumps([source.name, config.data.get('path', ''), config.data.get('data_dir'),
+                    split, r, c, config.data.get('center_crop', 0),
                     config.data.get('percentage', 100.0), n, extractor.name, identity,
                     getattr(method, '__name__', '')], sort_keys=True)
   path = os.path.join(stats_dir(options), f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}'
@@ -180,9 +183,12 @@ def reference_features(method, config, extractor, mesh, options):
 
 
 def generated_features(method, config, state, extractor, mesh, options):
-  """FeatureSet of exactly options.num_samples EMA-generator samples (surplus rows dropped)."""
+  """FeatureSet of exactly options.num_samples EMA-generator samples (surplus rows dropped).
+
+  The reals always get every set (the cache stays complete); the samples only when scored."""
   batch = _batch(options, mesh)
-  fn = _extract_fn(method, config, extractor, mesh, batch, real=False)
+  extra = options.per_scale and 'fid' in options.metrics
+  fn = _extract_fn(method, config, extractor, mesh, batch, real=False, extra_sets=extra)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   base = jax.random.PRNGKey(options.seed)
   collector = _Collector()

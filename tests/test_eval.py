@@ -107,8 +107,9 @@ def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, c
   fid = evaluate.fid.fid
   halves = fid(first.features[::2], first.features[1::2])
   fake = evaluate.generated_features(method, config, state, ext, mesh,
-                                     options(tmp_path, num_samples=900))
+                                     options(tmp_path, num_samples=900, per_scale=False))
   assert halves < 0.1 * fid(first.features, fake.features)
+  assert not fake.gaussians  # --noper_scale: the samples' lower scales are not extracted
 
 
 def test_sharded_over_four_devices_gives_the_same_features(workdir, classifier_dir, tmp_path):
