@@ -162,8 +162,9 @@ def reference_features(method, config, extractor, mesh, options):
                     split, r, c, config.data.get('center_crop', 0),
                     config.data.get('percentage', 100.0), n, extractor.name, identity,
                     getattr(method, '__name__', '')], sort_keys=True)
-  path = os.path.join(stats_dir(options), f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}'
-                      f'_n{n}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
+  name = (f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}_n{n}_'
+          f'{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
+  path = os.path.join(stats_dir(options), name)
   if _everyone(os.path.exists(path)):
     return _load(path), description, path
   batch = _batch(options, mesh)

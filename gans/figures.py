@@ -82,7 +82,8 @@ def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
   """A PNG line chart of {name: (xs, ys)}, drawn with PIL (no plotting library needed for a
   few curves); non-finite values are skipped. Returns the path."""
   from PIL import ImageDraw, ImageFont
-  series = {k: (np.asarray(x, np.float64), np.asarray(y, np.float64)) for k, (x, y) in series.items()}
+  series = {k: (np.asarray(x, np.float64), np.asarray(y, np.float64))
+            for k, (x, y) in series.items()}
   series = {k: (x[np.isfinite(y)], y[np.isfinite(y)]) for k, (x, y) in series.items()}
   series = {k: v for k, v in series.items() if len(v[0])}
   width, height = size

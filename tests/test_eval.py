@@ -158,3 +158,17 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
                                  str(tmp_path / 'other.pth')]), 'does not start with 6726825d')
   assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--extractor', 'classifier']),
                         '--classifier=DIR')
+
+
+def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
+  from gans import figures
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(3, 16)), rng.normal(size=(3, 16))
+  a *= 4 / np.linalg.norm(a, axis=1, keepdims=True)
+  b *= 4 / np.linalg.norm(b, axis=1, keepdims=True)
+  z = figures.slerp(a, b, np.linspace(0, 1, 5))
+  assert z.shape == (3, 5, 16)
+  np.testing.assert_allclose(z[:, 0], a, atol=1e-5)
+  np.testing.assert_allclose(z[:, -1], b, atol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 4.0, rtol=1e-5)
+  np.testing.assert_allclose(figures.slerp(a, a, [0.5])[:, 0], a, atol=1e-5)  # parallel: lerp

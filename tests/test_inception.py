@@ -96,7 +96,8 @@ def test_loads_a_weights_file_in_the_published_format_and_runs(weights_file):
   path, state_dict = weights_file
   variables, digest = extractors.load_inception_variables(str(path), sha256_prefix='')
   assert len(digest) == 64
-  np.testing.assert_array_equal(variables['params']['Mixed_5b']['branch5x5_2']['conv']['kernel'],
+  kernel = variables['params']['Mixed_5b']['branch5x5_2']['conv']['kernel']
+  np.testing.assert_array_equal(kernel,
                                 state_dict['Mixed_5b.branch5x5_2.conv.weight'].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(variables['batch_stats']['Mixed_7c']['branch_pool']['bn']['var'],
                                 state_dict['Mixed_7c.branch_pool.bn.running_var'])
@@ -180,8 +181,8 @@ def test_last_block_max_pools_its_pool_branch():
   v = random_block_variables(block, x, 2)
   p, s = v['params'], v['batch_stats']
   out = np.asarray(block.apply(v, x))
-  np.testing.assert_allclose(out[..., -192:], np_basic_conv(np_pool3(x, 'max'), p, s, 'branch_pool'),
-                             rtol=1e-4, atol=1e-4)
+  pooled = np_basic_conv(np_pool3(x, 'max'), p, s, 'branch_pool')
+  np.testing.assert_allclose(out[..., -192:], pooled, rtol=1e-4, atol=1e-4)
   b3 = np_basic_conv(x, p, s, 'branch3x3_1')
   np.testing.assert_allclose(out[..., 320:704], np_basic_conv(b3, p, s, 'branch3x3_2a'),
                              rtol=1e-4, atol=1e-4)

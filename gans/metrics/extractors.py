@@ -173,5 +173,5 @@ def classifier(workdir):
   steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
   frozen = method.load_frozen(workdir)
   tag = re.sub(r'[^A-Za-z0-9.-]+', '-', os.path.basename(workdir)) or 'classifier'
-  return from_frozen(frozen, f'classifier-{tag}',
-                     {'classifier_workdir': workdir, 'classifier_step': steps[-1] if steps else None})
+  return from_frozen(frozen, f'classifier-{tag}', {'classifier_workdir': workdir,
+                                                   'classifier_step': steps[-1] if steps else None})
