@@ -10,6 +10,7 @@ analysis of the compiled dispatch is printed beside them as a check. Prints one 
 """
 import functools
 import json
+import re
 import resource
 import statistics
 import sys
@@ -69,8 +70,12 @@ def benchmark(config, repeats=10, peak_tflops=None):
   state, _ = dispatch(state, tables, xs)  # compiles; warm-up
   jax.block_until_ready(state)
   # XLA's count for one step: the scan body is counted once, as is the single-step executable.
-  cost = next(iter(dispatch.executables.values())).cost_analysis()
+  # It is per device, so times the device count it is the whole step's: equal to one device's
+  # when nothing is computed redundantly.
+  executable = next(iter(dispatch.executables.values()))
+  cost = executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  ops = communication(executable.as_text())
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -96,10 +101,29 @@ def benchmark(config, repeats=10, peak_tflops=None):
       'peak_memory_mb': round(memory / 2 ** 20, 1), 'peak_memory_kind': memory_kind,
       'gflop_per_image_reference': gflop(reference),
       'gflop_per_image_necessary': gflop(necessary),
-      'xla_gflop_per_image': round(cost.get('flops', float('nan')) / batch / 1e9, 4),
+      'xla_gflop_per_image': round(cost.get('flops', float('nan')) * jax.device_count() / batch
+                                   / 1e9, 4),
+      'all_reduces': ops['all-reduce'], 'other_collectives': ops['other'],
+      'host_transfers': ops['host'],
       'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak and necessary else None,
       'peak_tflops': peak / 1e12 if peak else None,
   }
+
+
+_COLLECTIVE = re.compile(r'\b(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)'
+                         r'(?:-start)?\(')
+_HOST = re.compile(r'\b(infeed|outfeed|send|recv)\(|custom_call_target="[^"]*(?:callback|host)',
+                   re.IGNORECASE)
+
+
+def communication(hlo_text):
+  """Counts of the compiled step's all-reduces, other collectives, and host transfers (infeed,
+  outfeed, send/recv, host callbacks): what a data-parallel step should have is all-reduces
+  only, and no host round-trip."""
+  collectives = _COLLECTIVE.findall(hlo_text)
+  return {'all-reduce': collectives.count('all-reduce'),
+          'other': len(collectives) - collectives.count('all-reduce'),
+          'host': len(_HOST.findall(hlo_text))}
 
 
 class SyntheticSource:

@@ -16,7 +16,7 @@ import optax
 import ml_collections
 
 from gans import config as config_lib
-from gans import data, figures, layers, losses, regularizers
+from gans import data, figures, layers, losses, parallel, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
 
@@ -179,7 +179,7 @@ def train_step(config, state: TrainState, images):
   x = feeding.to_model_input(images, k_flip, config.data.flip)
   real = layers.image_pyramid(x, depth)
   batch = x.shape[0]
-  z = sample_latents(config, k_z, batch)
+  z = parallel.shard_batch(sample_latents(config, k_z, batch))
 
   fake, g_stats = _apply(g, state.g_params, state.g_stats, z)
   fake = jax.lax.stop_gradient(fake)
@@ -202,7 +202,7 @@ def train_step(config, state: TrainState, images):
   d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
-  z_g = sample_latents(config, k_zg, batch) if config.fresh_g_latents else z
+  z_g = parallel.shard_batch(sample_latents(config, k_zg, batch)) if config.fresh_g_latents else z
   r = None
   if loss.g_uses_real:
     r, d_stats = _apply(d, d_params, d_stats, real)
