@@ -1,6 +1,8 @@
 """Training throughput of a config: images/s, s/kimg, compile time, peak memory, MFU.
 
   python -m gans.bench --config configs/msggan_digits.py [--config.batch_size=64] [--repeats 10]
+  python -m gans.bench --config configs/msggan_digits.py --pipeline   # + the input pipeline
+  python -m gans.bench --sweep     # the reference table (SWEEP), bf16, one JSON line each
 
 Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
 devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
@@ -9,6 +11,7 @@ own layer shapes (counted as the convs are traced, gans.layers.flop_counter), no
 analysis of the compiled dispatch is printed beside them as a check. Prints one JSON line.
 """
 import functools
+import importlib.util
 import json
 import re
 import resource
@@ -23,6 +26,7 @@ import numpy as np
 from gans import config as config_lib
 from gans import methods, parallel, trainer
 from gans.data import feeding
+from gans.errors import UserError
 
 # Dense peak FLOP/s by device kind and compute dtype (NVIDIA/Google datasheets). PyTorch and XLA
 # run float32 convolutions as TF32 on these GPUs by default, hence the TF32 figure for float32.
@@ -149,9 +153,61 @@ class SyntheticSource:
     return self._data
 
 
+# The issue-6 table: BMSG-GAN's three reference configs on one device, as the reference's
+# best-effort PyTorch ran them (bf16), with the img/s to beat: twice that column.
+SWEEP = (
+    ('configs/msggan_cifar10.py', {'batch_size': 64}, 3250),
+    ('configs/msggan_celeba128.py', {'batch_size': 32}, 1030),
+    ('configs/msggan_flowers256.py', {'batch_size': 16}, 460),
+)
+
+
+def load_config(path, overrides):
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.model.dtype = 'bfloat16'
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def pipeline_rate(config, dispatches=5):
+  """Images/s the host input pipeline delivers when streaming (data.on_device='no'): the
+  background read of dispatch n+1 overlaps nothing here, so this is its rate alone."""
+  method = methods.get(config.method)
+  streamed = config.copy_and_resolve_references()
+  streamed.data.on_device = 'no'
+  feeder = feeding.Feeder(method.sources(streamed), method.example_spec(streamed), streamed,
+                          parallel.make_mesh())
+  k = config.steps_per_dispatch
+  jax.block_until_ready(feeder.get(0, k))  # the pool and the first read
+  t0 = time.perf_counter()
+  for n in range(1, dispatches + 1):
+    jax.block_until_ready(feeder.get(n * k, k))
+  return dispatches * k * config.batch_size / (time.perf_counter() - t0)
+
+
 def main(argv):
   del argv
-  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)))
+  if _SWEEP.value:
+    rows = []
+    for path, overrides, target in SWEEP:
+      r = benchmark(load_config(path, overrides), _REPEATS.value, _PEAK.value)
+      print(json.dumps({'config': path, **r, 'target_images_per_s': target}), flush=True)
+      rows.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.0f} | {target:,} | '
+                  f'{r["mfu_necessary"]} | {r["peak_memory_mb"]:,.0f} |')
+    print('| config | batch | img/s | target | MFU | peak MB |\n|---|---|---|---|---|---|')
+    print('\n'.join(rows))
+    return
+  if _CONFIG.value is None:
+    raise UserError('give --config FILE[:variant] or --sweep')
+  result = benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)
+  if _PIPELINE.value:
+    rate = pipeline_rate(_CONFIG.value)
+    result.update(pipeline_images_per_s=round(rate, 1),
+                  pipeline_over_step=round(rate / result['images_per_s'], 2))
+  print(json.dumps(result))
 
 
 if __name__ == '__main__':
@@ -163,5 +219,7 @@ if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
   _PEAK = flags.DEFINE_float('peak_tflops', None, 'Peak FLOP/s of all devices, in TFLOP/s, for '
                              'MFU where the device is not in PEAK_FLOPS (e.g. a CPU).')
-  flags.mark_flag_as_required('config')
+  _SWEEP = flags.DEFINE_bool('sweep', False, 'Run the reference table (SWEEP) instead of --config.')
+  _PIPELINE = flags.DEFINE_bool('pipeline', False, 'Also time the real input pipeline, streamed '
+                                'from the config\'s dataset, against the step.')
   sys.exit(cli.run(main, _CONFIG))
