@@ -1,6 +1,8 @@
 """Training throughput of a config: images/s, s/kimg, compile time, peak memory, MFU.
 
   python -m gans.bench --config configs/msggan_digits.py [--config.batch_size=64] [--repeats 10]
+  python -m gans.bench --config configs/msggan_digits.py --pipeline   # + the input pipeline
+  python -m gans.bench --sweep     # the reference table (SWEEP), bf16, one JSON line each
   python -m gans.bench --features [--batch 200] [--resolution 32]   (Inception extraction)
 
 Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
@@ -10,7 +12,9 @@ own layer shapes (counted as the convs are traced, gans.layers.flop_counter), no
 analysis of the compiled dispatch is printed beside them as a check. Prints one JSON line.
 """
 import functools
+import importlib.util
 import json
+import re
 import resource
 import statistics
 import sys
@@ -71,8 +75,12 @@ def benchmark(config, repeats=10, peak_tflops=None):
   state, _ = dispatch(state, tables, xs)  # compiles; warm-up
   jax.block_until_ready(state)
   # XLA's count for one step: the scan body is counted once, as is the single-step executable.
-  cost = next(iter(dispatch.executables.values())).cost_analysis()
+  # It is per device, so times the device count it is the whole step's: equal to one device's
+  # when nothing is computed redundantly.
+  executable = next(iter(dispatch.executables.values()))
+  cost = executable.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  ops = communication(executable.as_text())
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -98,10 +106,29 @@ def benchmark(config, repeats=10, peak_tflops=None):
       'peak_memory_mb': round(memory / 2 ** 20, 1), 'peak_memory_kind': memory_kind,
       'gflop_per_image_reference': gflop(reference),
       'gflop_per_image_necessary': gflop(necessary),
-      'xla_gflop_per_image': round(cost.get('flops', float('nan')) / batch / 1e9, 4),
+      'xla_gflop_per_image': round(cost.get('flops', float('nan')) * jax.device_count() / batch
+                                   / 1e9, 4),
+      'all_reduces': ops['all-reduce'], 'other_collectives': ops['other'],
+      'host_transfers': ops['host'],
       'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak and necessary else None,
       'peak_tflops': peak / 1e12 if peak else None,
   }
+
+
+_COLLECTIVE = re.compile(r'\b(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)'
+                         r'(?:-start)?\(')
+_HOST = re.compile(r'\b(infeed|outfeed|send|recv)\(|custom_call_target="[^"]*(?:callback|host)',
+                   re.IGNORECASE)
+
+
+def communication(hlo_text):
+  """Counts of the compiled step's all-reduces, other collectives, and host transfers (infeed,
+  outfeed, send/recv, host callbacks): what a data-parallel step should have is all-reduces
+  only, and no host round-trip."""
+  collectives = _COLLECTIVE.findall(hlo_text)
+  return {'all-reduce': collectives.count('all-reduce'),
+          'other': len(collectives) - collectives.count('all-reduce'),
+          'host': len(_HOST.findall(hlo_text))}
 
 
 class SyntheticSource:
@@ -125,6 +152,41 @@ class SyntheticSource:
 
   def load_all(self):
     return self._data
+
+
+# The issue-6 table: BMSG-GAN's three reference configs on one device, as the reference's
+# best-effort PyTorch ran them (bf16), with the img/s to beat: twice that column.
+SWEEP = (
+    ('configs/msggan_cifar10.py', {'batch_size': 64}, 3250),
+    ('configs/msggan_celeba128.py', {'batch_size': 32}, 1030),
+    ('configs/msggan_flowers256.py', {'batch_size': 16}, 460),
+)
+
+
+def load_config(path, overrides):
+  spec = importlib.util.spec_from_file_location('bench_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.model.dtype = 'bfloat16'
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def pipeline_rate(config, dispatches=5):
+  """Images/s the host input pipeline delivers when streaming (data.on_device='no'): the
+  background read of dispatch n+1 overlaps nothing here, so this is its rate alone."""
+  method = methods.get(config.method)
+  streamed = config.copy_and_resolve_references()
+  streamed.data.on_device = 'no'
+  feeder = feeding.Feeder(method.sources(streamed), method.example_spec(streamed), streamed,
+                          parallel.make_mesh())
+  k = config.steps_per_dispatch
+  jax.block_until_ready(feeder.get(0, k))  # the pool and the first read
+  t0 = time.perf_counter()
+  for n in range(1, dispatches + 1):
+    jax.block_until_ready(feeder.get(n * k, k))
+  return dispatches * k * config.batch_size / (time.perf_counter() - t0)
 
 
 def extraction_benchmark(batch=200, resolution=32, channels=3, repeats=10):
@@ -163,9 +225,24 @@ def main(argv):
   if _FEATURES.value:
     print(json.dumps(extraction_benchmark(_BATCH.value, _RESOLUTION.value, repeats=_REPEATS.value)))
     return
+  if _SWEEP.value:
+    rows = []
+    for path, overrides, target in SWEEP:
+      r = benchmark(load_config(path, overrides), _REPEATS.value, _PEAK.value)
+      print(json.dumps({'config': path, **r, 'target_images_per_s': target}), flush=True)
+      rows.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.0f} | {target:,} | '
+                  f'{r["mfu_necessary"]} | {r["peak_memory_mb"]:,.0f} |')
+    print('| config | batch | img/s | target | MFU | peak MB |\n|---|---|---|---|---|---|')
+    print('\n'.join(rows))
+    return
   if _CONFIG.value is None:
-    raise UserError('--config is required (or --features for the Inception extractor)')
-  print(json.dumps(benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)))
+    raise UserError('give --config FILE[:variant], --sweep or --features')
+  result = benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)
+  if _PIPELINE.value:
+    rate = pipeline_rate(_CONFIG.value)
+    result.update(pipeline_images_per_s=round(rate, 1),
+                  pipeline_over_step=round(rate / result['images_per_s'], 2))
+  print(json.dumps(result))
 
 
 if __name__ == '__main__':
@@ -177,6 +254,9 @@ if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
   _PEAK = flags.DEFINE_float('peak_tflops', None, 'Peak FLOP/s of all devices, in TFLOP/s, for '
                              'MFU where the device is not in PEAK_FLOPS (e.g. a CPU).')
+  _SWEEP = flags.DEFINE_bool('sweep', False, 'Run the reference table (SWEEP) instead of --config.')
+  _PIPELINE = flags.DEFINE_bool('pipeline', False, 'Also time the real input pipeline, streamed '
+                                'from the config\'s dataset, against the step.')
   _FEATURES = flags.DEFINE_bool('features', False, 'Benchmark Inception feature extraction '
                                 '(images/s) instead of training.')
   _BATCH = flags.DEFINE_integer('batch', 200, 'Images per extraction batch (--features).')

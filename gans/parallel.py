@@ -43,6 +43,20 @@ def batch_sharding(mesh, batch_axis=0) -> NamedSharding:
   return NamedSharding(mesh, P(*([None] * batch_axis), DATA))
 
 
+def shard_batch(tree):
+  """Split arrays made inside a step (latents, fakes) over the 'data' axis like the real batch.
+
+  Without this, values computed from the replicated state alone, such as z drawn from the
+  step's key, are replicated: XLA then runs G, and D on the fakes, for the whole global batch
+  on every device, which costs N times the FLOPs on N devices. Traced under Dispatch's mesh
+  (jax.set_mesh); outside any mesh (a notebook calling a step on one device) it does nothing.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA not in mesh.axis_names:
+    return tree
+  return jax.lax.with_sharding_constraint(tree, P(DATA))
+
+
 def check_batch(global_batch: int, mesh: Mesh):
   n = mesh.devices.size
   if global_batch % n:

@@ -64,6 +64,7 @@ class Dispatch:
 
   def __init__(self, method, config, mesh, gather, fused=None):
     self.fused = jax.default_backend() != 'cpu' if fused is None else fused
+    self.mesh = mesh
     self.compile_s = 0.0
     self.executables = {}
     step = functools.partial(method.train_step, config)
@@ -82,7 +83,8 @@ class Dispatch:
     key = _steps(args[2]) if self.fused else 1
     if key not in self.executables:
       t0 = time.perf_counter()
-      self.executables[key] = self._fn.lower(*args).compile()
+      with jax.set_mesh(self.mesh):  # what parallel.shard_batch constrains to
+        self.executables[key] = self._fn.lower(*args).compile()
       self.compile_s += time.perf_counter() - t0
     return self.executables[key]
 

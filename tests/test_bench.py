@@ -24,4 +24,15 @@ def test_iteration_flops_follow_the_spec(loss, d_forwards):
   g, d = msggan.forward_flops(config)
   reference, necessary = msggan.flops(config)
   assert reference / 1e9 == pytest.approx(166.27, abs=0.05)
-  assert necessary == 4 * g + d_forwards * d
+  assert necessary == 3 * g + d_forwards * d  # the G step reuses the D step's G forward
+
+
+def test_sweep_configs_load_as_the_reference_ran_them():
+  for path, overrides, target in bench.SWEEP:
+    config = bench.load_config(path, overrides)
+    assert config.model.dtype == 'bfloat16' and config.batch_size == overrides['batch_size']
+    assert target > 0
+
+
+def test_input_pipeline_rate_is_measured_on_the_real_source():
+  assert bench.pipeline_rate(tiny_config(), dispatches=2) > 0

@@ -2,7 +2,8 @@
 
 The step differentiates only what it updates: the D step treats G's output as a constant, the
 G step takes gradients with respect to G alone (XLA drops D's weight gradients) and evaluates
-D(real), when the loss needs it, outside the differentiated function.
+D(real), when the loss needs it, outside the differentiated function. G's params do not change
+between the two updates, so the G step reuses the D step's G forward through its VJP.
 """
 import functools
 import math
@@ -16,7 +17,7 @@ import optax
 import ml_collections
 
 from gans import config as config_lib
-from gans import data, figures, layers, losses, regularizers
+from gans import data, figures, layers, losses, parallel, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
 
@@ -168,8 +169,21 @@ def _apply(model, params, stats, x):
   return out, {**stats, **new}
 
 
-def train_step(config, state: TrainState, images):
-  """One MSG-GAN iteration on a uint8 batch (B, R, R, C). Returns (state, metrics)."""
+def reuses_g_forward(config):
+  """Whether the G step can reuse the D step's G forward: G's params have not changed in
+  between, so with the same z the forward is the same, unless spectral norm advances its
+  vectors on every call (PyTorch's train mode) or the G step draws a new z (MSG-GAN v1)."""
+  return not config.model.spectral_norm and not config.fresh_g_latents
+
+
+def train_step(config, state: TrainState, images, reuse_g_forward=None):
+  """One MSG-GAN iteration on a uint8 batch (B, R, R, C). Returns (state, metrics).
+
+  `reuse_g_forward` (default: reuses_g_forward(config)) keeps the D step's G forward and its
+  VJP for the G step, saving one G forward per iteration; False recomputes it (the test's
+  straightforward reference).
+  """
+  reuse = reuses_g_forward(config) if reuse_g_forward is None else reuse_g_forward
   g, d = build_models(config)
   g_tx, d_tx = optimizers(config)
   loss = losses.get(config.loss.name)
@@ -179,19 +193,23 @@ def train_step(config, state: TrainState, images):
   x = feeding.to_model_input(images, k_flip, config.data.flip)
   real = layers.image_pyramid(x, depth)
   batch = x.shape[0]
-  z = sample_latents(config, k_z, batch)
+  z = parallel.shard_batch(sample_latents(config, k_z, batch))
 
-  fake, g_stats = _apply(g, state.g_params, state.g_stats, z)
-  fake = jax.lax.stop_gradient(fake)
+  g_forward = lambda params: _apply(g, params, state.g_stats, z)
+  if reuse:
+    fake, g_vjp, g_stats = jax.vjp(g_forward, state.g_params, has_aux=True)
+  else:
+    fake, g_stats = g_forward(state.g_params)
+  fake_const = jax.lax.stop_gradient(fake)
 
   def d_loss_fn(d_params):
     r, stats = _apply(d, d_params, state.d_stats, real)
-    f, stats = _apply(d, d_params, stats, fake)
+    f, stats = _apply(d, d_params, stats, fake_const)
     d_fn = lambda xs: d.apply({'params': d_params, **stats}, xs)
     total = loss.d(r, f) + loss.drift * jnp.mean(r * r)
     aux = {'real_score': jnp.mean(r), 'fake_score': jnp.mean(f)}
     if loss.penalty == 'gp':
-      aux['gp'] = regularizers.gradient_penalty(d_fn, real, fake, k_pen)
+      aux['gp'] = regularizers.gradient_penalty(d_fn, real, fake_const, k_pen)
       total += config.loss.gp_weight * aux['gp']
     elif loss.penalty == 'r1':
       aux['r1'] = regularizers.r1_penalty(lambda full: d_fn(layers.image_pyramid(full, depth)), x)
@@ -202,19 +220,27 @@ def train_step(config, state: TrainState, images):
   d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
-  z_g = sample_latents(config, k_zg, batch) if config.fresh_g_latents else z
+  z_g = parallel.shard_batch(sample_latents(config, k_zg, batch)) if config.fresh_g_latents else z
   r = None
   if loss.g_uses_real:
     r, d_stats = _apply(d, d_params, d_stats, real)
     r = jax.lax.stop_gradient(r)
 
-  def g_loss_fn(g_params):
-    fake, new_g_stats = _apply(g, g_params, g_stats, z_g)
-    f, new_d_stats = _apply(d, d_params, d_stats, fake)
-    return loss.g(r, f), (new_g_stats, new_d_stats)
+  if reuse:
+    def g_loss_of_fake(fake):
+      f, new_d_stats = _apply(d, d_params, d_stats, fake)
+      return loss.g(r, f), new_d_stats
 
-  (g_loss, (g_stats, d_stats)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-      state.g_params)
+    (g_loss, d_stats), fake_grads = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
+    g_grads, = g_vjp(fake_grads)
+  else:
+    def g_loss_fn(g_params):
+      fake, new_g_stats = _apply(g, g_params, g_stats, z_g)
+      f, new_d_stats = _apply(d, d_params, d_stats, fake)
+      return loss.g(r, f), (new_g_stats, new_d_stats)
+
+    (g_loss, (g_stats, d_stats)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        state.g_params)
   g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
   g_ema = optax.incremental_update(g_params, state.g_ema, 1.0 - config.ema_decay)
@@ -273,8 +299,10 @@ def flops(config):
   """(reference, necessary) FLOPs per image of one D step + one G step (spec §14).
 
   The reference executes 4G + 12D forwards' worth; a step that differentiates only what it
-  updates needs 4G + 9D when the G loss needs D(real), 4G + 8D otherwise. Penalties are extra.
+  updates needs 4G + 9D when the G loss needs D(real), 4G + 8D otherwise, and one G forward
+  less when the G step reuses the D step's (reuses_g_forward). Penalties are extra.
   """
   g, d = forward_flops(config)
   uses_real = losses.get(config.loss.name).g_uses_real
-  return 4 * g + 12 * d, 4 * g + (9 if uses_real else 8) * d
+  g_forwards = 3 if reuses_g_forward(config) else 4
+  return 4 * g + 12 * d, g_forwards * g + (9 if uses_real else 8) * d
