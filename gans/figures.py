@@ -130,6 +130,7 @@ def curve_with_snapshots(steps, values, snapshots, path, label='M', size=(900, 3
   draw.line([(px(s), py(v)) for s, v in zip(steps, values)], fill=(31, 119, 180), width=2)
   if snapshots:
     slot = size[0] / len(snapshots)
+    thumb = min(thumb, int(slot) - 12)  # a gap between neighbours
     for i, (step, image) in enumerate(snapshots):
       im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
       im = im.convert('RGB')
