@@ -11,7 +11,7 @@ recognisable, varied 1, 2, 3, 7 and 9 shapes, k rising to 0.13 (the paper's tren
 gamma, more diversity).
 
   python train.py --config configs/began_digits.py --workdir runs/began_digits
-  (3,000 steps: 5 min 0 s measured on a 2-core CPU shared with other jobs, ~160 images/s;
+  (3,000 steps: 5 min 0 s measured on a 2-core CPU shared with other jobs, ~200 images/s;
   3 min 16 s for the same steps at gamma 0.7 under lighter load. M falls from 0.60 at step
   50 to 0.046 at step 3,000)
 
