@@ -28,6 +28,7 @@ from gans.errors import UserError
 METHODS = {
     'msggan': 'gans.methods.msggan',
     'classifier': 'gans.methods.classifier',
+    'began': 'gans.methods.began',
 }
 
 
