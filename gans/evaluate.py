@@ -336,7 +336,8 @@ def interpolation_figure(method, config, state, path, seed=0, rows=6, steps=10):
   ka, kb = jax.random.split(jax.random.PRNGKey(seed))
   a = parallel.to_host(method.sample_latents(config, ka, rows))
   b = parallel.to_host(method.sample_latents(config, kb, rows))
-  z = figures.slerp(a, b, np.linspace(0.0, 1.0, steps)).reshape(rows * steps, -1)
+  z = np.stack([figures.slerp(t, a, b) for t in np.linspace(0.0, 1.0, steps)], axis=1)
+  z = z.reshape(rows * steps, -1)
   generate = jax.jit(lambda s, z: _sets(method, config, method.generate(config, s, z), False)[''],
                      out_shardings=parallel.replicated(mesh))
   images = parallel.to_host(generate(state, parallel.replicate(mesh, z)))
@@ -346,8 +347,9 @@ def interpolation_figure(method, config, state, path, seed=0, rows=6, steps=10):
 
 
 def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
-  """Every figure the workdir supports, into DIR/figures/: the method's sample sheets, slerp
-  interpolations, loss and metric curves. Returns the paths written."""
+  """Every figure the workdir supports, into DIR/figures/: the method's sample sheets, loss
+  and metric curves, and the method's own figures (its `figures` hook, e.g. BEGAN's M curve
+  and interpolations), or else slerp interpolations. Returns the paths written."""
   from gans import trainer
   config, state = trainer.load(workdir, step)
   method = methods.get(config.method)
@@ -356,8 +358,11 @@ def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
   out = os.path.join(workdir, 'figures')
   latents = method.sample_latents(config, jax.random.PRNGKey(seed), sheet_samples)
   paths = trainer.write_samples(method, config, state, latents, out, tag)
-  paths.append(interpolation_figure(method, config, state,
-                                    os.path.join(out, 'interpolation', f'{tag}.png'), seed))
+  if hasattr(method, 'figures'):
+    paths += method.figures(config, state, workdir)
+  else:
+    paths.append(interpolation_figure(method, config, state,
+                                      os.path.join(out, 'interpolation', f'{tag}.png'), seed))
   if jax.process_index() == 0:
     paths += curve_figures(workdir)
   return paths

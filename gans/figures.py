@@ -50,38 +50,112 @@ def save_grid(images, path, ncol=None, min_tile=64):
   return path
 
 
-def slerp(a, b, t):
-  """Spherical interpolation between latent batches a and b ([N, D]) at fractions t ([T]):
-  [N, T, D]. Gaussian latents concentrate on a sphere, so a straight line between two of them
-  passes through unlikely, short vectors; the great circle does not."""
+def slerp(t, a, b):
+  """Spherical interpolation between latent batches a and b ([N, d]) at fraction t; linear
+  where they are parallel (dcgan.torch#14, as carpedm20/BEGAN-tensorflow interpolates)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  na, nb = np.linalg.norm(a, axis=-1, keepdims=True), np.linalg.norm(b, axis=-1, keepdims=True)
-  omega = np.arccos(np.clip(np.sum(a / na * b / nb, axis=-1, keepdims=True), -1.0, 1.0))
-  t = np.asarray(t, np.float64)[None, :, None]
-  so = np.sin(omega)[:, None]
+  cos = np.sum(a * b, -1, keepdims=True) / (
+      np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1, keepdims=True))
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  so = np.sin(omega)
   safe = np.where(so < 1e-8, 1.0, so)
-  wa = np.where(so < 1e-8, 1.0 - t, np.sin((1.0 - t) * omega[:, None]) / safe)
-  wb = np.where(so < 1e-8, t, np.sin(t * omega[:, None]) / safe)
-  return (wa * a[:, None] + wb * b[:, None]).astype(np.float32)
+  spherical = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / safe
+  return np.where(so < 1e-8, (1 - t) * a + t * b, spherical).astype(np.float32)
+
+
+def _font(size):
+  from PIL import ImageFont  # pylint: disable=g-import-not-at-top
+  return ImageFont.load_default(size=size)
+
+
+def labelled_side_by_side(sheets, labels, path, pad=12, font_size=16):
+  """Sheets (uint8 HxW[xC] arrays or PIL images) in one row, each captioned above: the
+  diversity figure's layout. Returns the path."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  images = [s if isinstance(s, Image.Image) else Image.fromarray(np.asarray(s)) for s in sheets]
+  images = [im.convert('RGB') for im in images]
+  top = font_size + 2 * pad
+  width = sum(im.width for im in images) + pad * (len(images) + 1)
+  canvas = Image.new('RGB', (width, top + max(im.height for im in images) + pad), 'white')
+  draw, x = ImageDraw.Draw(canvas), pad
+  for im, label in zip(images, labels):
+    canvas.paste(im, (x, top))
+    draw.text((x + im.width // 2, top - pad // 2), label, fill='black', font=_font(font_size),
+              anchor='ms')
+    x += im.width + pad
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  canvas.save(path)
+  return path
+
+
+def _ticks(lo, hi, count=5):
+  """About `count` round values spanning [lo, hi] (1, 2 or 5 times a power of ten apart)."""
+  span = max(hi - lo, 1e-12)
+  raw = span / count
+  unit = 10 ** math.floor(math.log10(raw))
+  step = next(m * unit for m in (1, 2, 5, 10) if m * unit >= raw)
+  first = math.ceil(lo / step) * step
+  return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def curve_with_snapshots(steps, values, snapshots, path, label='M', size=(900, 380), thumb=150):
+  """A line plot of values over steps with sample sheets along it (the BEGAN convergence
+  figure): each snapshot (step, image) is drawn below the plot, joined to its step on the
+  x axis. Drawn with PIL, so it needs no plotting library. Returns the path."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+  font = _font(13)
+  left, right, top, bottom = 70, 20, 30, 40
+  plot_w, plot_h = size[0] - left - right, size[1] - top - bottom
+  gap = 30 if snapshots else 0
+  height = size[1] + (gap + thumb + 20 if snapshots else 0)
+  canvas = Image.new('RGB', (size[0], height), 'white')
+  draw = ImageDraw.Draw(canvas)
+  x0, x1 = float(steps.min()), float(max(steps.max(), steps.min() + 1))
+  y0, y1 = float(values.min()), float(values.max())
+  margin = 0.05 * max(y1 - y0, 1e-6)
+  y0, y1 = y0 - margin, y1 + margin
+  px = lambda s: left + (s - x0) / (x1 - x0) * plot_w
+  py = lambda v: top + (y1 - v) / (y1 - y0) * plot_h
+  draw.rectangle([left, top, left + plot_w, top + plot_h], outline='black')
+  for v in _ticks(y0, y1):
+    draw.line([left - 4, py(v), left, py(v)], fill='black')
+    draw.line([left, py(v), left + plot_w, py(v)], fill=(230, 230, 230))
+    draw.text((left - 6, py(v)), f'{v:.3g}', fill='black', font=font, anchor='rm')
+  for s in _ticks(x0, x1, 6):
+    draw.line([px(s), top + plot_h, px(s), top + plot_h + 4], fill='black')
+    draw.text((px(s), top + plot_h + 6), f'{s:,.0f}', fill='black', font=font, anchor='mt')
+  draw.text((left + plot_w // 2, size[1] - 4), 'step', fill='black', font=font, anchor='mb')
+  draw.text((left, top - 8), label, fill='black', font=font, anchor='lb')
+  draw.line([(px(s), py(v)) for s, v in zip(steps, values)], fill=(31, 119, 180), width=2)
+  if snapshots:
+    slot = size[0] / len(snapshots)
+    thumb = min(thumb, int(slot) - 12)  # a gap between neighbours
+    for i, (step, image) in enumerate(snapshots):
+      im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+      im = im.convert('RGB')
+      scale = thumb / max(im.size)
+      im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                     Image.LANCZOS)
+      tx = int(slot * i + (slot - im.width) / 2)
+      ty = size[1] + gap
+      canvas.paste(im, (tx, ty))
+      draw.line([px(step), top + plot_h, tx + im.width / 2, ty], fill=(150, 150, 150))
+      draw.text((tx + im.width / 2, ty + im.height + 2), f'{step:,}', fill='black', font=font,
+                anchor='mt')
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  canvas.save(path)
+  return path
 
 
 _COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
             (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 
 
-def _ticks(lo, hi, n=5):
-  if hi <= lo:
-    hi = lo + 1.0
-  step = 10 ** math.floor(math.log10((hi - lo) / n))
-  step *= min((m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= n), default=10)
-  first = math.ceil(lo / step) * step
-  return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
 def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
   """A PNG line chart of {name: (xs, ys)}, drawn with PIL (no plotting library needed for a
   few curves); non-finite values are skipped. Returns the path."""
-  from PIL import ImageDraw, ImageFont
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
   series = {k: (np.asarray(x, np.float64), np.asarray(y, np.float64))
             for k, (x, y) in series.items()}
   series = {k: (x[np.isfinite(y)], y[np.isfinite(y)]) for k, (x, y) in series.items()}
@@ -90,7 +164,7 @@ def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
   left, right, top, bottom = 80, 190, 34, 46
   image = Image.new('RGB', size, 'white')
   draw = ImageDraw.Draw(image)
-  font = ImageFont.load_default()
+  font = _font(13)
   draw.text((left, 10), title, fill='black', font=font)
   if series:
     xs = np.concatenate([x for x, _ in series.values()])

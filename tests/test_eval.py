@@ -168,9 +168,9 @@ def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
   a, b = rng.normal(size=(3, 16)), rng.normal(size=(3, 16))
   a *= 4 / np.linalg.norm(a, axis=1, keepdims=True)
   b *= 4 / np.linalg.norm(b, axis=1, keepdims=True)
-  z = figures.slerp(a, b, np.linspace(0, 1, 5))
+  z = np.stack([figures.slerp(t, a, b) for t in np.linspace(0, 1, 5)], axis=1)
   assert z.shape == (3, 5, 16)
   np.testing.assert_allclose(z[:, 0], a, atol=1e-5)
   np.testing.assert_allclose(z[:, -1], b, atol=1e-5)
   np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 4.0, rtol=1e-5)
-  np.testing.assert_allclose(figures.slerp(a, a, [0.5])[:, 0], a, atol=1e-5)  # parallel: lerp
+  np.testing.assert_allclose(figures.slerp(0.5, a, a), a, atol=1e-5)  # parallel: lerp

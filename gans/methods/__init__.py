@@ -19,6 +19,9 @@ and, when it trains a generator (everything but the classifier):
 and optionally:
 
   evaluate(config, state) -> {name: float}  held-out scores, logged at every checkpoint
+  figures(config, state, workdir) -> [paths]   the method's own figures for eval.py --figures,
+                                            into workdir/figures/ (instead of the generic slerp
+                                            interpolation; sheets and curves are drawn anyway)
   flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
 
 and, for sample-quality metrics (gans.evaluate; without them the metrics see generate()'s output
@@ -37,6 +40,7 @@ from gans.errors import UserError
 METHODS = {
     'msggan': 'gans.methods.msggan',
     'classifier': 'gans.methods.classifier',
+    'began': 'gans.methods.began',
 }
 
 

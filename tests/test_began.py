@@ -1,0 +1,312 @@
+"""BEGAN: the autoencoder's shapes, the losses and k_t against numpy, the lr schedules, exact
+resume with k and the schedule in the checkpoint, learning, figures."""
+import collections
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from PIL import Image
+
+from configs import began_digits
+from gans import config as config_lib
+from gans import trainer
+from gans.errors import UserError
+from gans.methods import began
+from gans.models import began as models
+from test_train import assert_same_state, read_metrics
+
+
+def tiny(**overrides):
+  """configs/began_digits.py:tiny (8x8, n = 8) with dotted overrides."""
+  config = began_digits.get_config('tiny')
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+def digits(config, n=8):
+  return began.sources(config).load_all()[:n]
+
+
+@pytest.mark.parametrize('resolution, skip', [(8, False), (16, False), (32, False), (64, False),
+                                              (128, False), (256, False), (32, True), (64, True)])
+def test_autoencoder_and_generator_shapes(resolution, skip):
+  config = tiny(**{'model.resolution': resolution, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+                   'model.image_channels': 3, 'model.skip': skip})
+  state = jax.eval_shape(functools.partial(began.init_state, config), jax.random.PRNGKey(0))
+  g, d = began.build_models(config)
+  z = jax.ShapeDtypeStruct((2, 5), jnp.float32)
+  fake = jax.eval_shape(lambda p, z: g.apply({'params': p}, z), state.g_params, z)
+  rec = jax.eval_shape(lambda p, x: d.apply({'params': p}, x), state.d_params, fake)
+  assert fake.shape == rec.shape == (2, resolution, resolution, 3)
+  assert fake.dtype == rec.dtype == jnp.float32
+  levels = models.levels(resolution)
+  encoder, decoder = state.d_params['encoder'], state.d_params['decoder']
+  # The encoder ends at 8x8 with levels * n channels; the bottleneck is linear to h.
+  assert encoder['embed']['kernel'].shape == (8 * 8 * levels * 4, 6)
+  assert encoder[f'level{levels - 1}_conv1']['kernel'].shape == (3, 3, levels * 4, levels * 4)
+  assert decoder['fc']['kernel'].shape == (6, 8 * 8 * 4)
+  assert state.g_params['fc']['kernel'].shape == (5, 8 * 8 * 4)
+  downs = [k for k in encoder if k.endswith('_down')]
+  assert len(downs) == levels - 1  # one stride-2 conv per halving, 8x8 at the bottom
+  if levels > 1:  # with skips the first conv of every later level also takes h0's n channels
+    assert decoder['level1_conv0']['kernel'].shape == (3, 3, 8 if skip else 4, 4)
+
+
+def test_reconstruction_loss_matches_numpy():
+  rng = np.random.default_rng(0)
+  v, r = rng.uniform(-1, 1, (2, 4, 4, 3)), rng.uniform(-1, 1, (2, 4, 4, 3))
+  for eta in (1.0, 2.0, 1.5):
+    expected = np.mean(np.abs(v - r) ** eta)
+    np.testing.assert_allclose(began.reconstruction_loss(jnp.asarray(v), jnp.asarray(r), eta),
+                               expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize('k, real, fake, gamma, lam', [
+    (0.3, 0.20, 0.05, 0.5, 0.001),  # plain update
+    (0.0, 0.10, 0.30, 0.5, 0.001),  # negative balance at k = 0: clipped to 0
+    (0.9995, 0.40, 0.01, 0.7, 0.01),  # would pass 1: clipped to 1
+    (0.5, 0.30, 0.15, 0.5, 0.001),  # exact equilibrium: k stays
+])
+def test_k_update_clipping_and_measure_against_numpy(k, real, fake, gamma, lam):
+  new_k, measure, balance = began.equilibrium(jnp.float32(k), jnp.float32(real),
+                                              jnp.float32(fake), gamma, lam)
+  np.testing.assert_allclose(new_k, np.clip(k + lam * (gamma * real - fake), 0, 1), atol=1e-7)
+  np.testing.assert_allclose(measure, real + abs(gamma * real - fake), rtol=1e-6)
+  np.testing.assert_allclose(balance, gamma * real - fake, atol=1e-7)
+  assert 0.0 <= float(new_k) <= 1.0
+
+
+def test_step_against_a_direct_computation():
+  """Losses, M and k of one step from numpy over the models' outputs, and the parameter updates
+  equal Adam on the textbook gradients: D from L_D with G(z_D) constant, G from L(G(z_G))
+  through both the target and D's reconstruction, D's weights fixed."""
+  config = tiny(**{'loss.gamma': 0.7, 'loss.lambda_k': 0.05})
+  g, d = began.build_models(config)
+  state = began.init_state(config, jax.random.PRNGKey(3)).replace(k=jnp.float32(0.25))
+  images = digits(config)
+  new, metrics = jax.jit(functools.partial(began.train_step, config))(state, images)
+  x, z_d, z_g = began.step_inputs(config, state, images)
+  assert not np.array_equal(z_d, z_g)  # the paper's separate draws
+  G = lambda p, z: g.apply({'params': p}, z)
+  D = lambda p, v: d.apply({'params': p}, v)
+  l1 = lambda v, r: jnp.mean(jnp.abs(v - r))
+
+  @jax.jit
+  def reference(g_params, d_params):  # one compilation for every reference quantity
+    fake_d, fake_g = G(g_params, z_d), G(g_params, z_g)
+    outputs = (x, D(d_params, x), fake_d, D(d_params, fake_d), fake_g, D(d_params, fake_g))
+    d_grads = jax.grad(lambda p: l1(x, D(p, x)) - 0.25 * l1(fake_d, D(p, fake_d)))(d_params)
+    g_grads = jax.grad(lambda p: l1(G(p, z_g), D(d_params, G(p, z_g))))(g_params)
+    return outputs, d_grads, g_grads
+
+  outputs, d_grads, g_grads = reference(state.g_params, state.d_params)
+  loss = lambda v, r: np.mean(np.abs(np.asarray(v, np.float64) - np.asarray(r, np.float64)))
+  real, fake_d, fake = (loss(*outputs[i:i + 2]) for i in (0, 2, 4))
+  balance = 0.7 * real - fake
+  np.testing.assert_allclose(metrics['loss_real'], real, rtol=1e-5)
+  np.testing.assert_allclose(metrics['loss_fake'], fake, rtol=1e-5)
+  np.testing.assert_allclose(metrics['d_loss'], real - 0.25 * fake_d, rtol=1e-5)
+  np.testing.assert_allclose(metrics['M'], real + abs(balance), rtol=1e-5)
+  np.testing.assert_allclose(new.k, np.clip(0.25 + 0.05 * balance, 0, 1), rtol=1e-5)
+  np.testing.assert_allclose(metrics['k'], new.k)
+
+  o = config.optim
+  for params, grads, updated, lr in ((state.d_params, d_grads, new.d_params, o.d_lr),
+                                     (state.g_params, g_grads, new.g_params, o.g_lr)):
+    tx = optax.adam(lr, o.b1, o.b2, o.eps)
+    expected = optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(updated)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_step_schedule_against_direct_halving():
+  config = tiny(**{'optim.g_lr': 8e-5, 'optim.d_lr': 1e-4, 'optim.lr_update_step': 7,
+                   'optim.lr_floor': 2e-5})
+  g_lr, d_lr = 8e-5, 1e-4
+  for step in range(60):  # carpedm20: after the step with index = -1 mod S, lr <- max(lr/2, floor)
+    got = began.learning_rates(config, jnp.int32(step), jnp.float32(1))
+    np.testing.assert_allclose(got, (g_lr, d_lr), rtol=1e-6)
+    if step % 7 == 6:
+      g_lr, d_lr = max(g_lr / 2, 2e-5), max(d_lr / 2, 2e-5)
+  assert (g_lr, d_lr) == (2e-5, 2e-5)  # the floor was reached
+
+
+def test_plateau_schedule_against_carpedm20s_rule():
+  """advance_schedule over a sequence of M equals BEGAN-pytorch's deque rule (with no decay at
+  the first window, which has nothing to compare with) and stops at the floor."""
+  window, lr0, floor = 4, 1e-4, 1e-5
+  config = tiny(**{'optim.schedule': 'plateau', 'optim.lr_update_step': window,
+                   'optim.g_lr': lr0, 'optim.d_lr': lr0, 'optim.lr_floor': floor})
+  rng = np.random.default_rng(0)
+  measures = np.concatenate([np.linspace(1.0, 0.5, 12), np.full(8, 0.5),  # falls, then stalls
+                             0.5 + 0.1 * rng.random(20), np.linspace(0.5, 0.2, 8)]).astype(np.float32)
+  history, prev, lr = collections.deque([0.0] * window, window), np.inf, lr0
+  scale, m_sum, m_prev = jnp.float32(1), jnp.float32(0), jnp.float32(np.inf)
+  advance = jax.jit(functools.partial(began.advance_schedule, config))
+  decays = 0
+  for step, m in enumerate(measures):
+    np.testing.assert_allclose(began.learning_rates(config, jnp.int32(step), scale)[0], lr,
+                               rtol=1e-6)
+    scale, m_sum, m_prev, decayed = advance(jnp.int32(step), scale, m_sum, m_prev, m)
+    history.append(float(m))
+    expect_decay = False
+    if step % window == window - 1:
+      current = np.mean(history)
+      if current > prev * 0.9999 and lr > floor:
+        lr, expect_decay = max(lr * 0.5, floor), True
+      prev = current
+      np.testing.assert_allclose(m_prev, prev, rtol=1e-6)
+    assert bool(decayed) == expect_decay, step
+    decays += expect_decay
+  assert decays >= 2 and lr == floor
+
+
+def test_plateau_decay_restarts_adam_moments():
+  config = tiny(**{'optim.schedule': 'plateau', 'optim.lr_update_step': 1})
+  state = began.init_state(config, jax.random.PRNGKey(0)).replace(m_prev=jnp.float32(0))
+  new, metrics = jax.jit(functools.partial(began.train_step, config))(state, digits(config))
+  # M > 0 = the previous window's mean: a stall, so the lr halves for the next step
+  assert float(new.lr_scale) == 0.5 and metrics['g_lr'] == np.float32(config.optim.g_lr)
+  assert began.learning_rates(config, new.step, new.lr_scale)[0] == np.float32(config.optim.g_lr / 2)
+  for opt in (new.g_opt, new.d_opt):
+    assert int(opt.count) == 0 and not any(np.any(m) for m in jax.tree.leaves((opt.mu, opt.nu)))
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """An uninterrupted run and one stopped at step 10 and resumed, with the plateau schedule
+  deciding every 5 steps, so the checkpoint carries k, the lr and the M window."""
+  root = tmp_path_factory.mktemp('runs')
+  config = lambda steps: tiny(num_steps=steps, **{'optim.schedule': 'plateau',
+                                                  'optim.lr_update_step': 5,
+                                                  'optim.g_lr': 1e-3, 'optim.d_lr': 1e-3})
+  whole = trainer.train(config(30), str(root / 'a'))
+  first = trainer.train(config(10), str(root / 'b'))
+  resumed = trainer.train(config(30), str(root / 'b'))
+  return root, whole, first, resumed
+
+
+def test_k_survives_a_checkpoint_round_trip(runs):
+  root, _, first, _ = runs
+  _, restored = trainer.load(str(root / 'b'), 10)
+  assert 0 < float(first.k) < 1
+  assert_same_state(first, restored)
+
+
+def test_resumed_run_is_bitwise_identical(runs):
+  root, whole, _, resumed = runs
+  assert int(resumed.step) == 30
+  assert_same_state(whole, resumed)
+  a, b = read_metrics(root / 'a'), read_metrics(root / 'b')
+  assert [(m['M'], m['k'], m['g_lr']) for m in a] == [(m['M'], m['k'], m['g_lr']) for m in b]
+
+
+def test_measure_falls_on_tiny_data(runs):
+  root = runs[0]
+  logged = read_metrics(root / 'a')
+  ms = [m['M'] for m in logged]
+  assert ms[-1] < 0.8 * ms[0], ms
+  assert all(0 <= m['k'] <= 1 for m in logged)
+  assert os.path.exists(root / 'a' / 'samples' / 'samples' / 'step_00000030.png')
+  assert os.path.exists(root / 'a' / 'samples' / 'reconstructions' / 'step_00000030.png')
+
+
+def test_figures_from_runs(runs, tmp_path):
+  root, whole, _, _ = runs
+  config = tiny(**{'figures.z_steps': 5, 'figures.pairs': 2, 'figures.points': 4})
+  paths = began.figures(config, whole, str(root / 'a'))
+  names = sorted(os.path.basename(p) for p in paths)
+  assert names == ['convergence.png', 'interpolation_generated.png', 'interpolation_real.png']
+  assert all(os.path.dirname(p) == str(root / 'a' / 'figures') for p in paths)
+  real = Image.open(root / 'a' / 'figures' / 'interpolation_real.png')
+  assert real.width > real.height  # 2 rows of 4 + 2 images
+  path = began.gamma_figure([str(root / 'a'), str(root / 'b')], str(tmp_path / 'gamma.png'),
+                            num_samples=4)
+  assert Image.open(path).width > 1.5 * Image.open(path).height  # two sheets side by side
+
+
+def test_find_latents_fits_a_generated_image():
+  config = tiny()
+  state = began.init_state(config, jax.random.PRNGKey(0))
+  target = began.generate(config, state, began.sample_latents(config, jax.random.PRNGKey(1), 2))
+  target = target['samples']
+  start = began.find_latents(config, state, target, steps=0)
+  fitted = began.find_latents(config, state, target, steps=100, lr=0.05)
+  error = lambda z: float(jnp.mean(jnp.abs(target - began.generate(config, state, z)['samples'])))
+  assert error(fitted) < 0.5 * error(start)
+  assert float(jnp.max(jnp.abs(fitted))) <= 1.0
+
+
+def test_bfloat16_skips_residuals_and_shared_z_train():
+  config = tiny(shared_z=True, **{'model.dtype': 'bfloat16', 'model.skip': True,
+                                  'model.resolution': 16, 'model.residual_steps': 10})
+  state = began.init_state(config, jax.random.PRNGKey(0))
+  _, z_d, z_g = began.step_inputs(config, state, digits(config))
+  np.testing.assert_array_equal(z_d, z_g)
+  new, metrics = jax.jit(functools.partial(began.train_step, config))(state, digits(config))
+  assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+  assert {x.dtype for x in jax.tree.leaves((new.g_params, new.d_params, new.g_opt))} <= {
+      np.dtype('float32'), np.dtype('int32')}
+
+
+def test_vanishing_residuals_start_as_identities():
+  """At carry 1 every width-keeping conv passes its input through, so D's output ignores those
+  convs' weights; the carry falls to 0 at step residual_steps, when they count fully."""
+  config = tiny(**{'model.residual_steps': 100})
+  assert float(began.carry(config, 0)) == 1.0 and float(began.carry(config, 150)) == 0.0
+  assert began.carry(tiny(), 0) is None
+  _, d = began.build_models(config)
+  params = began.init_state(config, jax.random.PRNGKey(0)).d_params
+  bumped = jax.tree.map(lambda a: a, params)
+  conv = bumped['encoder']['level0_conv1']
+  conv['kernel'] = conv['kernel'] + 0.5
+  x = jnp.asarray(digits(config), jnp.float32) / 127.5 - 1
+  out = lambda p, c: np.asarray(d.apply({'params': p}, x, c))
+  np.testing.assert_array_equal(out(params, 1.0), out(bumped, 1.0))
+  assert np.abs(out(params, 0.0) - out(bumped, 0.0)).max() > 1e-3
+
+
+def test_flops_count_every_layer():
+  config = tiny(**{'model.resolution': 16, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+                   'model.image_channels': 1})
+  conv = lambda r, cin, cout: 2 * r * r * 9 * cin * cout
+  decoder = 2 * 6 * 256 + 2 * conv(8, 4, 4) + 2 * conv(16, 4, 4) + conv(16, 4, 1)
+  encoder = (conv(16, 1, 4) + 2 * conv(16, 4, 4) + conv(8, 4, 4)  # stem, level 0, down
+             + conv(8, 4, 8) + conv(8, 8, 8) + 2 * 8 * 8 * 8 * 6)  # level 1, embed
+  g, d = began.forward_flops(config)
+  assert d == encoder + decoder
+  assert g == decoder - 2 * 6 * 256 + 2 * 5 * 256
+  reference, necessary = began.flops(config)
+  assert (reference, necessary) == (3 * g + 8 * d, 4 * g + 8 * d)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model.resolution': 48}, 'model.resolution=48'),
+    ({'model.resolution': 4}, 'model.resolution=4'),
+    ({'optim.schedule': 'cosine'}, 'optim.schedule'),
+    ({'optim.lr_floor': 1.0}, 'optim.lr_floor'),
+    ({'loss.gamma': 1.5}, 'loss.gamma'),
+    ({'loss.eta': 0.5}, 'loss.eta'),
+])
+def test_impossible_values_are_one_line_errors(overrides, message):
+  with pytest.raises(UserError, match=message):
+    config_lib.validate(tiny(**overrides))
+
+
+def test_metrics_are_logged(runs):
+  root = runs[0]
+  logged = read_metrics(root / 'a')
+  for key in ('M', 'k', 'loss_real', 'loss_fake', 'balance', 'd_loss', 'g_lr', 'd_lr'):
+    assert all(key in m for m in logged)
+  with open(root / 'a' / 'config.json') as f:
+    assert json.load(f)['method'] == 'began'
