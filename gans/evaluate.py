@@ -62,7 +62,12 @@ def stats_dir(options):
 
 def _sets(method, config, images, real):
   hook = getattr(method, 'real_eval_sets' if real else 'eval_sets', None)
-  return hook(config, images) if hook else {'': images}
+  if hook:
+    return hook(config, images)
+  if not hasattr(images, 'shape'):
+    raise UserError(f'{config.method} generates {type(images).__name__}s, not images: it needs '
+                    'an eval_sets hook (see gans/methods/__init__.py) to be evaluated')
+  return {'': images}
 
 
 def _batch(options, mesh):

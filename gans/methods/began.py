@@ -289,6 +289,11 @@ def generate(config, state: TrainState, z):
   return {'samples': fake, 'reconstructions': d.apply({'params': state.d_params}, fake, c)}
 
 
+def eval_sets(config, outputs):
+  """What the sample-quality metrics score (gans.evaluate): G's samples, not D's reconstructions."""
+  return {'': outputs['samples']}
+
+
 def sheets(config, outputs):
   """The samples, and up to 16 of them beside D's reconstruction of them (pairs of columns)."""
   fake, rec = outputs['samples'], outputs['reconstructions']
