@@ -363,8 +363,9 @@ def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
   out = os.path.join(workdir, 'figures')
   latents = method.sample_latents(config, jax.random.PRNGKey(seed), sheet_samples)
   paths = trainer.write_samples(method, config, state, latents, out, tag)
-  if hasattr(method, 'figures'):
-    paths += method.figures(config, state, workdir)
+  hook = getattr(method, 'figures', None)
+  if callable(hook):  # not the gans.figures module a method may import under that name
+    paths += hook(config, state, workdir)
   else:
     paths.append(interpolation_figure(method, config, state,
                                       os.path.join(out, 'interpolation', f'{tag}.png'), seed))
