@@ -20,6 +20,8 @@ and optionally:
 
   evaluate(config, state) -> {name: float}  held-out scores, logged at every checkpoint
   flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
+  figures(config, state, workdir) -> [paths]   the method's own figures (BEGAN's convergence
+                                            curve, coupled translations), for eval.py --figures
 """
 import importlib
 
