@@ -43,7 +43,7 @@ def flop_counter():
     _FLOP_COUNTERS.pop()
 
 
-def _count_flops(per_image):
+def count_flops(per_image):
   if _FLOP_COUNTERS:
     _FLOP_COUNTERS[-1].append(per_image)
 
@@ -106,7 +106,7 @@ class EqConv(nn.Module):
     if self.use_bias:
       init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
       y = y + self.param('bias', init, (self.features,)).astype(self.dtype)
-    _count_flops(2 * y.shape[1] * y.shape[2] * fan_in * self.features)
+    count_flops(2 * y.shape[1] * y.shape[2] * fan_in * self.features)
     return y
 
 class EqDenseToMap(nn.Module):
@@ -133,7 +133,7 @@ class EqDenseToMap(nn.Module):
     y = z.astype(self.dtype) @ kernel.astype(self.dtype)
     y = y.reshape(z.shape[0], self.size, self.size, self.features)
     init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
-    _count_flops(2 * cin * self.size * self.size * self.features)
+    count_flops(2 * cin * self.size * self.size * self.features)
     return y + self.param('bias', init, (self.features,)).astype(self.dtype)
 
 

@@ -7,6 +7,7 @@ on one CPU, eight GPUs or a TPU pod.
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -55,6 +56,37 @@ def shard_batch(tree):
   if mesh.empty or DATA not in mesh.axis_names:
     return tree
   return jax.lax.with_sharding_constraint(tree, P(DATA))
+
+
+def _data_shards():
+  mesh = jax.sharding.get_abstract_mesh()
+  return 1 if mesh.empty or DATA not in mesh.axis_names else mesh.shape[DATA]
+
+
+def concat_batch(arrays):
+  """Join batches along axis 0 so that every row stays on the device that holds it.
+
+  A plain concatenate of sharded batches moves rows between devices (XLA emits all-to-alls
+  and collective-permutes to re-split the result); joining device block by device block moves
+  nothing. The row order differs from jnp.concatenate's, which is fine for per-example
+  computations and is undone by split_batch.
+  """
+  n = _data_shards()
+  if n == 1:
+    return jnp.concatenate(arrays)
+  blocks = [a.reshape((n, a.shape[0] // n) + a.shape[1:]) for a in arrays]
+  joined = jnp.concatenate(blocks, axis=1)
+  return joined.reshape((-1,) + joined.shape[2:])
+
+
+def split_batch(x, sizes):
+  """The arrays concat_batch joined, given their batch sizes."""
+  n = _data_shards()
+  bounds = np.cumsum(sizes)[:-1]
+  if n == 1:
+    return jnp.split(x, bounds)
+  blocks = jnp.split(x.reshape((n, -1) + x.shape[1:]), bounds // n, axis=1)
+  return [b.reshape((-1,) + b.shape[2:]) for b in blocks]
 
 
 def check_batch(global_batch: int, mesh: Mesh):

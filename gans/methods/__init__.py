@@ -19,9 +19,10 @@ and, when it trains a generator (everything but the classifier):
 and optionally:
 
   evaluate(config, state) -> {name: float}  held-out scores, logged at every checkpoint
-  figures(config, state, workdir) -> [paths]   the method's own figures for eval.py --figures,
-                                            into workdir/figures/ (instead of the generic slerp
-                                            interpolation; sheets and curves are drawn anyway)
+  figures(config, state, workdir) -> [paths]   the method's own figures (BEGAN's convergence
+                                            curve, coupled translations), for eval.py --figures,
+                                            into workdir/figures/; replaces the generic slerp
+                                            interpolation (sheets and curves are drawn anyway)
   flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
 
 and, for sample-quality metrics (gans.evaluate; without them the metrics see generate()'s output

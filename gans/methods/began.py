@@ -28,7 +28,7 @@ import optax
 from PIL import Image
 
 from gans import config as config_lib
-from gans import data, layers
+from gans import data, layers, parallel
 from gans import figures as figures_lib
 from gans.data import feeding
 from gans.errors import UserError
@@ -231,8 +231,8 @@ def step_inputs(config, state, images):
   """(x in [-1, 1], z_D, z_G) of the step: all drawn from fold_in(key, step)."""
   k_flip, k_zd, k_zg = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
   x = feeding.to_model_input(images, k_flip, config.data.flip)
-  z_d = sample_latents(config, k_zd, x.shape[0])
-  z_g = z_d if config.shared_z else sample_latents(config, k_zg, x.shape[0])
+  z_d = parallel.shard_batch(sample_latents(config, k_zd, x.shape[0]))
+  z_g = z_d if config.shared_z else parallel.shard_batch(sample_latents(config, k_zg, x.shape[0]))
   return x, z_d, z_g
 
 
@@ -249,9 +249,10 @@ def train_step(config, state: TrainState, images):
     fake_g = g.apply({'params': g_params}, z_g, c)
     fake_d = fake_g if config.shared_z else g.apply({'params': g_params}, z_d, c)
     fake_d = jax.lax.stop_gradient(fake_d)
-    rec = d.apply({'params': d_params}, jnp.concatenate([x, fake_d]), c)
-    loss_real = reconstruction_loss(x, rec[:batch], eta)
-    loss_fake_d = reconstruction_loss(fake_d, rec[batch:], eta)
+    joined = parallel.concat_batch([x, fake_d])  # one D pass; rows stay on their devices
+    rec_x, rec_d = parallel.split_batch(d.apply({'params': d_params}, joined, c), [batch, batch])
+    loss_real = reconstruction_loss(x, rec_x, eta)
+    loss_fake_d = reconstruction_loss(fake_d, rec_d, eta)
     d_loss = loss_real - state.k * loss_fake_d
     rec_g = d.apply({'params': jax.lax.stop_gradient(d_params)}, fake_g, c)
     loss_fake = reconstruction_loss(fake_g, rec_g, eta)
