@@ -3,6 +3,7 @@
   python eval.py --workdir DIR [--step N] [--metrics fid,kid,is,pr] [--num_samples 50000]
                  [--extractor inception|classifier] [--inception PATH] [--classifier DIR]
   python eval.py --workdir DIR --figures
+  python eval.py --workdir G03,G05,G07 --gamma_figure gamma.png   (BEGAN runs)
 
 Metrics are computed from the EMA generator of the latest (or --step) checkpoint against the
 run's own dataset, written to DIR/eval/<step>.json and printed as a table; --workdir takes a
@@ -40,13 +41,16 @@ _PER_SCALE = flags.DEFINE_bool('per_scale', True, 'FID of every output scale too
                                'each scale costs as much extraction as the full resolution.')
 _FIGURES = flags.DEFINE_bool('figures', False, 'Redraw every figure of the run.')
 _SHEET = flags.DEFINE_integer('sheet_samples', 64, 'Samples per sample sheet.')
+_GAMMA = flags.DEFINE_string('gamma_figure', None, 'BEGAN: write the diversity figure of the '
+                             '--workdir runs (one sheet per run, ordered by gamma) to this PNG.')
 
 
 def main(argv):
   del argv
   from gans import evaluate, parallel, trainer
   parallel.initialize_distributed()
-  metrics = _METRICS.value if _METRICS.value is not None else ('' if _FIGURES.value else 'fid,kid')
+  drawing = _FIGURES.value or _GAMMA.value
+  metrics = _METRICS.value if _METRICS.value is not None else ('' if drawing else 'fid,kid')
   options = evaluate.Options(metrics=evaluate.parse_metrics(metrics), num_samples=_NUM.value,
                              num_real=_NUM_REAL.value, batch_size=_BATCH.value,
                              seed=_SEED.value, stats_dir=_STATS.value,
@@ -63,6 +67,9 @@ def main(argv):
     if _FIGURES.value:
       for path in evaluate.draw_figures(workdir, _STEP.value, _SHEET.value, _SEED.value):
         print(path)
+  if _GAMMA.value:
+    from gans.methods import began
+    print(began.gamma_figure(_WORKDIR.value, _GAMMA.value, seed=_SEED.value, step=_STEP.value))
 
 
 if __name__ == '__main__':
