@@ -48,3 +48,30 @@ def save_grid(images, path, ncol=None, min_tile=64):
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(path)
   return path
+
+
+def pair_rows(images_a, images_b, max_columns=12):
+  """(images, columns) for a pair sheet: each column one z, its domain-a image above its
+  domain-b image; more z than max_columns wrap into further row pairs."""
+  images_a, images_b = np.asarray(images_a), np.asarray(images_b)
+  ncol = min(len(images_a), max_columns)
+  rows = [r for i in range(0, len(images_a), ncol) for r in (images_a[i:i + ncol],
+                                                             images_b[i:i + ncol])]
+  if len(images_a) % ncol:  # pad the last row pair with black so the columns stay aligned
+    fill = np.full((ncol - len(rows[-1]),) + images_a.shape[1:], -1.0, images_a.dtype)
+    rows[-2:] = [np.concatenate([r, fill]) for r in rows[-2:]]
+  return np.concatenate(rows), ncol
+
+
+def slerp_walk(z0, z1, steps):
+  """[N, steps, D]: spherical interpolation from each z0[i] to z1[i] (the CoGAN/SCoGAN latent
+  walks); falls back to a straight line where the two are (anti)parallel."""
+  z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+  t = np.linspace(0.0, 1.0, steps)[None, :, None]
+  cos = np.sum(z0 * z1, -1) / (np.linalg.norm(z0, axis=-1) * np.linalg.norm(z1, axis=-1))
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))[:, None, None]
+  sin = np.sin(omega)
+  safe = np.where(sin > 1e-6, sin, 1.0)
+  curved = (np.sin((1 - t) * omega) * z0[:, None] + np.sin(t * omega) * z1[:, None]) / safe
+  straight = (1 - t) * z0[:, None] + t * z1[:, None]
+  return np.where(sin > 1e-6, curved, straight).astype(np.float32)

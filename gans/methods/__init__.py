@@ -20,6 +20,9 @@ and optionally:
 
   evaluate(config, state) -> {name: float}  held-out scores, logged at every checkpoint
   flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
+  figures(config, state, workdir) -> [paths]  method-specific figures, written into
+                                            workdir/figures/ (coupled: pair sheet, slerp walks,
+                                            cross-domain translation); for eval.py
 """
 import importlib
 
@@ -28,6 +31,8 @@ from gans.errors import UserError
 METHODS = {
     'msggan': 'gans.methods.msggan',
     'classifier': 'gans.methods.classifier',
+    'cogan': 'gans.methods.coupled',  # CoGAN and SCoGAN: one module, different defaults
+    'scogan': 'gans.methods.coupled',
 }
 
 
