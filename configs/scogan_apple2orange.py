@@ -12,7 +12,7 @@ it once from Keras' vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (see gans/
   (not timed: GPU hours by FLOP count (estimate)). Without VGG weights use the project
   classifier's features: --config.reg.pl_net=classifier --config.reg.pl_classifier=WORKDIR.
 
-Variant `tiny` uses an untrained small VGG19 stand-in, for tests.
+Variant `tiny` (64x64, channels / 32) uses an untrained small VGG19 stand-in, for tests.
 """
 from gans.data import pairs
 from gans.methods import coupled
@@ -32,7 +32,7 @@ def get_config(variant=''):
   c.log_every = 100
   c.sample_every = 1000
   c.checkpoint_every = 5000
-  if tiny:
-    c.reg.pl_net = 'untrained_vgg19'
+  if tiny:  # 64x64: the same nets one level shallower
+    c.reg.pl_net, c.model.resolution = 'untrained_vgg19', 64
     return coupled.tiny(c)
   return c

@@ -488,9 +488,12 @@ def evaluate(config, state):
 
 
 def _undo(config, x_b):
-  """Domain-b images in domain a's look where the pair's transform is invertible."""
+  """Domain-b images in domain a's look where the pair's transform is invertible. The padded
+  border stays black: the transform never touched it."""
   if config.pair.transform == 'negative':
-    return -x_b
+    p = config.pair.pad
+    inner = -x_b[:, p:x_b.shape[1] - p, p:x_b.shape[2] - p]
+    return np.pad(inner, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-1.0)
   if config.pair.transform == 'rotate':
     return np.rot90(x_b, -1, axes=(1, 2))
   return x_b
