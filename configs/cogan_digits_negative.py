@@ -7,8 +7,9 @@ G shares its first 4 blocks, D its last 3. Needs no network.
 
   python train.py --config configs/cogan_digits_negative.py --workdir runs/cogan_neg
   python train.py --config configs/cogan_digits_negative.py:unshared --workdir runs/unshared_neg
-  (2,000 steps at batch 32 per domain: about 5 min each on a shared 2-core CPU, measured;
-  pixel agreement at every checkpoint in metrics.jsonl)
+  (2,000 steps at batch 32 per domain: 28 min 46 s measured on a 2-core CPU shared with 3-5
+  other training jobs, 28-80 images/s, median 38; pixel agreement 0.960 shared vs 0.60 for the
+  unshared baseline (see the run notes); pixel agreement is logged at every checkpoint)
 
 Variants: `unshared` is the 0-shared baseline (two independent GANs on the same z); `tiny`
 and `unshared_tiny` run a few steps for tests.
