@@ -196,3 +196,22 @@ def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   image.save(path)
   return path
+
+
+def pair_rows(images_a, images_b, max_columns=12):
+  """(images, columns) for a pair sheet: each column one z, its domain-a image above its
+  domain-b image; more z than max_columns wrap into further row pairs."""
+  images_a, images_b = np.asarray(images_a), np.asarray(images_b)
+  ncol = min(len(images_a), max_columns)
+  rows = [r for i in range(0, len(images_a), ncol) for r in (images_a[i:i + ncol],
+                                                             images_b[i:i + ncol])]
+  if len(images_a) % ncol:  # pad the last row pair with black so the columns stay aligned
+    fill = np.full((ncol - len(rows[-1]),) + images_a.shape[1:], -1.0, images_a.dtype)
+    rows[-2:] = [np.concatenate([r, fill]) for r in rows[-2:]]
+  return np.concatenate(rows), ncol
+
+
+def slerp_walk(z0, z1, steps):
+  """[N, steps, D]: spherical interpolation from each z0[i] to z1[i] (the CoGAN/SCoGAN latent
+  walks)."""
+  return np.stack([slerp(t, z0, z1) for t in np.linspace(0.0, 1.0, steps)], axis=1)

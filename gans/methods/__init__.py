@@ -20,7 +20,8 @@ and optionally:
 
   evaluate(config, state) -> {name: float}  held-out scores, logged at every checkpoint
   figures(config, state, workdir) -> [paths]   the method's own figures (BEGAN's convergence
-                                            curve, coupled translations), for eval.py --figures,
+                                            curve, coupled pair sheets, walks and translations),
+                                            for eval.py --figures,
                                             into workdir/figures/; replaces the generic slerp
                                             interpolation (sheets and curves are drawn anyway)
   flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
@@ -42,6 +43,8 @@ METHODS = {
     'msggan': 'gans.methods.msggan',
     'classifier': 'gans.methods.classifier',
     'began': 'gans.methods.began',
+    'cogan': 'gans.methods.coupled',  # CoGAN and SCoGAN: one module, different defaults
+    'scogan': 'gans.methods.coupled',
 }
 
 

@@ -1,0 +1,285 @@
+"""CoGAN / SCoGAN: weight sharing, the soft couplings against numpy and their gradient flow,
+learning on the embedded digits, bitwise resume, evaluation and figures."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gans import config as config_lib
+from gans import regularizers, trainer
+from gans.errors import UserError
+from gans.methods import coupled
+from gans.models import vgg
+from test_train import assert_same_state, read_metrics
+
+
+def tiny(variant='tiny', **overrides):
+  from configs import cogan_digits_negative
+  config = cogan_digits_negative.get_config(variant)
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  config_lib.validate(config)
+  return config
+
+
+def _batch(config, n=8):
+  return {k: s[np.arange(n)] for k, s in coupled.sources(config).items()}
+
+
+def _domain_grads(config, state):
+  """Gradients of each domain's non-saturating G loss alone, w.r.t. G's parameters."""
+  g, d = coupled.build_models(config)
+  z = coupled.sample_latents(config, jax.random.PRNGKey(1), 4)
+
+  def loss(params, domain):
+    (x_a, x_b, _, _), _ = g.apply({'params': params, **state.g_stats}, z, mutable=['batch_stats'])
+    logits = d.apply({'params': state.d_params}, x_a, x_b, train=False)
+    return jnp.mean(jax.nn.softplus(-logits[domain]))
+
+  return [jax.grad(loss)(state.g_params, i) for i in (0, 1)]
+
+
+def _norms(tree):
+  return {k: float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(v))) for k, v in tree.items()}
+
+
+def test_shared_blocks_are_one_parameter_updated_by_both_domains():
+  config = tiny()
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  assert sorted(state.g_params) == ['a_4', 'b_4', 'shared_0', 'shared_1', 'shared_2', 'shared_3']
+  assert sorted(state.d_params) == ['a_0', 'b_0', 'shared_1', 'shared_2', 'shared_3']
+  from_a, from_b = map(_norms, _domain_grads(config, state))
+  for i in range(4):  # one parameter, moved by either domain's loss
+    assert from_a[f'shared_{i}'] > 0 and from_b[f'shared_{i}'] > 0
+  assert from_a['b_4'] == 0 and from_b['a_4'] == 0  # the heads stay per domain
+
+
+def test_zero_shared_blocks_are_two_independent_gans():
+  config = tiny('unshared_tiny')
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  assert not any(k.startswith('shared') for k in (*state.g_params, *state.d_params))
+  from_a, from_b = map(_norms, _domain_grads(config, state))
+  assert all(v > 0 for k, v in from_a.items() if k.startswith('a_'))
+  assert all(v == 0 for k, v in from_a.items() if k.startswith('b_'))
+  assert all(v == 0 for k, v in from_b.items() if k.startswith('a_'))
+  # different initial weights (different keys, same distribution)
+  assert not np.allclose(state.g_params['a_1']['ConvTranspose_0']['kernel'],
+                         state.g_params['b_1']['ConvTranspose_0']['kernel'])
+  # D of domain a does not see domain b's images
+  g, d = coupled.build_models(config)
+  x = jnp.ones((2, 32, 32, 1))
+  run = lambda x_b: d.apply({'params': state.d_params}, x, x_b, train=False)[0]
+  np.testing.assert_array_equal(run(x), run(-x))
+
+
+def test_couplings_match_numpy():
+  rng = np.random.default_rng(0)
+  f = [rng.normal(size=(3, 4, 4, 5)) for _ in range(4)]
+  assert np.isclose(regularizers.feature_regularizer(f[:2], f[2:]),
+                    np.mean((f[0] - f[2]) ** 2) + np.mean((f[1] - f[3]) ** 2))
+  p, q = rng.dirichlet(np.ones(10), 6), rng.dirichlet(np.ones(10), 6)
+  assert np.isclose(regularizers.semantic_loss(p, q), np.mean((p - q) ** 2))
+  za, zb, z = rng.normal(size=(3, 6, 7))
+  assert np.isclose(regularizers.cycle_consistency(za, zb, z),
+                    np.mean(np.abs(za - z)) + np.mean(np.abs(zb - z)))
+  wa, wb = {'k': rng.normal(size=(3, 3)), 'b': rng.normal(size=3)}, {'k': np.zeros((3, 3)),
+                                                                     'b': np.ones(3)}
+  assert np.isclose(regularizers.weight_similarity([(wa, wb)]),
+                    np.mean(wa['k'] ** 2) + np.mean((wa['b'] - 1) ** 2), rtol=1e-5)
+
+  def np_gram(x):
+    b, h, w, c = x.shape
+    m = x.reshape(b, h * w, c)
+    return np.stack([m[i].T @ m[i] for i in range(b)]) / (h * w * c)
+
+  np.testing.assert_allclose(regularizers.gram(f[0]), np_gram(f[0]), rtol=1e-5)
+  per_sample = np.mean([np.mean((np_gram(a) - np_gram(b)) ** 2) for a, b in zip(f[:2], f[2:])])
+  batch_mean = np.mean([np.mean((np_gram(a).mean(0) - np_gram(b).mean(0)) ** 2)
+                        for a, b in zip(f[:2], f[2:])])
+  assert np.isclose(regularizers.style_loss(f[:2], f[2:], per_sample=True), per_sample, rtol=1e-5)
+  assert np.isclose(regularizers.style_loss(f[:2], f[2:]), batch_mean, rtol=1e-5)
+  assert np.isclose(regularizers.content_loss(f[0], f[1]),
+                    np.mean((f[0] - f[1]) ** 2) / (4 * 4 * 5), rtol=1e-5)
+
+
+COUPLING_FIELDS = {'fr': {'reg.fr': 10.0}, 'sl': {'reg.sl': 10.0, 'reg.sl_classifier': 'untrained'},
+                   'cc': {'reg.cc': 10.0}, 'weight_sim': {'reg.weight_sim': 10.0},
+                   'pl_content': {'reg.pl_content': 1.0, 'reg.pl_net': 'untrained_vgg19'},
+                   'pl_style': {'reg.pl_style': 1.0, 'reg.pl_net': 'untrained_vgg19'}}
+
+
+# PL's feature net is the slow part of an eager step; its gradient flow is checked term by term.
+ALL_COUPLINGS = {k: v for name, fields in COUPLING_FIELDS.items() if not name.startswith('pl')
+                 for k, v in fields.items()}
+
+
+def test_couplings_update_the_generators_and_encoder_never_d_or_frozen_nets():
+  """SCoGAN's step with FR, SL, CC and the weight baseline on: D's update is the uncoupled one
+  (its step never sees the couplings), the frozen classifier stays as loaded, the CC encoder
+  learns, both generators move."""
+  plain_config = tiny('unshared_tiny')
+  config = tiny('unshared_tiny', **ALL_COUPLINGS)
+  config.method = 'scogan'
+  batch = _batch(config, 4)
+  plain = coupled.train_step(plain_config, coupled.init_state(plain_config, jax.random.PRNGKey(0)),
+                             batch)[0]
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  after, metrics = coupled.train_step(config, state, batch)
+  assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ('fr', 'sl', 'cc', 'weight_sim'))
+  assert_same_state(after.d_params, plain.d_params)
+  assert_same_state(after.frozen, state.frozen)
+  assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != b)), state.e_params,
+                                          after.e_params)))
+  for domain in 'ab':
+    moved = [not np.array_equal(x, y) for k in after.g_params if k.startswith(domain)
+             for x, y in zip(jax.tree.leaves(after.g_params[k]), jax.tree.leaves(plain.g_params[k]))]
+    assert any(moved)
+
+
+@pytest.mark.parametrize('name', sorted(COUPLING_FIELDS))
+def test_each_coupling_reaches_both_generators_only_where_it_should(name):
+  """The term alone: gradients reach both generators (through their images or features, or
+  their weights for the baseline); FR only the blocks up to its last compared layer."""
+  config = tiny('unshared_tiny', **COUPLING_FIELDS[name])
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  g, _ = coupled.build_models(config)
+  z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
+  batch = _batch(config, 4)
+  real = tuple(jnp.asarray(batch[k], jnp.float32) / 127.5 - 1 for k in 'ab')
+
+  def term(params):
+    gen, _ = g.apply({'params': params, **state.g_stats}, z, mutable=['batch_stats'])
+    return coupled.g_regularizers(config, state.frozen, params, state.e_params, z, gen, real,
+                                  jax.random.PRNGKey(4))[name][1]
+
+  grads = _norms(jax.grad(term)(state.g_params))
+  reached = {k for k, v in grads.items() if v > 0}
+  if name == 'fr':  # blocks 0..2 make the compared features; the later ones cannot matter
+    assert reached == {'a_0', 'a_1', 'a_2', 'b_0', 'b_1', 'b_2'}
+  else:
+    assert reached == set(grads), grads
+
+
+def test_fr_compares_the_first_convt_outputs():
+  config = tiny('unshared_tiny', **{'reg.fr': 1.0, 'reg.fr_layers': 2})
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  g, _ = coupled.build_models(config)
+  z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
+  gen, _ = g.apply({'params': state.g_params, **state.g_stats}, z, mutable=['batch_stats'])
+  value = coupled.g_regularizers(config, state.frozen, state.g_params, {}, z, gen, None,
+                                 None)['fr'][1]
+  f_a, f_b = gen[2], gen[3]
+  assert f_a[1].shape[1:3] == (8, 8) and f_a[2].shape[1:3] == (16, 16)
+  expected = sum(np.mean((np.asarray(f_a[i]) - np.asarray(f_b[i])) ** 2) for i in (1, 2))
+  assert np.isclose(value, expected, rtol=1e-5)
+
+
+def test_learns_both_domains_on_the_digits(tmp_path):
+  """After a short run each generator's mean image moves most of the way to its own domain's
+  (and the two domains' means differ: digits vs their negatives)."""
+  config = tiny(num_steps=200, batch_size=16, steps_per_dispatch=10, log_every=100,
+                sample_every=200, checkpoint_every=200, **{'model.g_divisor': 16})
+  reals = {k: s.load_all().astype(np.float32) / 127.5 - 1
+           for k, s in coupled.sources(config).items()}
+
+  def gaps(state):
+    z = coupled.sample_latents(config, jax.random.PRNGKey(7), 256)
+    fakes = coupled.generate(config, state, z)
+    return [float(np.abs(np.asarray(f).mean(0) - reals[k].mean(0)).mean())
+            for f, k in zip(fakes, 'ab')]
+
+  start = coupled.init_state(config, jax.random.PRNGKey(config.seed))
+  end = trainer.train(config, str(tmp_path))
+  for before, after in zip(gaps(start), gaps(end)):
+    assert after < 0.5 * before, (gaps(start), gaps(end))
+  assert os.path.exists(tmp_path / 'samples' / 'pairs' / 'step_00000200.png')
+  logged = [m for m in read_metrics(tmp_path) if 'pixel_agreement' in m]
+  assert logged and 0 <= logged[-1]['pixel_agreement'] <= 1
+
+
+def test_resumed_coupled_run_is_bitwise_identical(tmp_path):
+  """With BatchNorm statistics and the CC encoder and its optimizer in the state."""
+  extra = {'reg.cc': 10.0, 'eval.num_pairs': 0, 'steps_per_dispatch': 5}
+  uninterrupted = trainer.train(tiny(num_steps=10, **extra), str(tmp_path / 'a'))
+  trainer.train(tiny(num_steps=5, **extra), str(tmp_path / 'b'))
+  resumed = trainer.train(tiny(num_steps=10, **extra), str(tmp_path / 'b'))
+  assert int(resumed.step) == 10 and jax.tree.leaves(resumed.g_stats)
+  assert_same_state(uninterrupted, resumed)
+
+
+def test_figures_hook_writes_pairs_walks_and_translation(tmp_path):
+  config = tiny()
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  paths = coupled.figures(config, state, str(tmp_path))
+  assert [os.path.basename(p) for p in paths] == [
+      'pairs_step_00000000.png', 'walk_step_00000000.png', 'translation_step_00000000.png']
+  assert all(os.path.getsize(p) for p in paths)
+  (name, images, ncol), = coupled.sheets(config, coupled.generate(
+      config, state, coupled.sample_latents(config, jax.random.PRNGKey(0), 4)))
+  assert name == 'pairs' and ncol == 4 and images.shape == (8, 32, 32, 1)
+
+
+def test_translation_reduces_the_reconstruction_error():
+  config = tiny()
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  target, _ = coupled.generate(config, state, coupled.sample_latents(
+      config, jax.random.PRNGKey(5), 4))
+  start, _ = coupled.translate(config, state, target, steps=0)
+  end, _ = coupled.translate(config, state, target, steps=30, lr=0.05)
+  assert np.abs(end - target).mean() < np.abs(start - target).mean()
+
+
+def test_perceptual_loss_without_vgg_weights_says_what_to_do():
+  with pytest.raises(UserError, match='pl_vgg_weights=FILE.npz.*pl_net=classifier'):
+    tiny(**{'reg.pl_content': 1.0})
+
+
+def test_vgg_weights_file_round_trip(tmp_path):
+  """A fake weights file in the converter's format (small widths) loads into the same tree."""
+  x = jnp.zeros((1, 32, 32, 3))
+  params = vgg.VGG19(width_divisor=16).init(jax.random.PRNGKey(0), x)['params']
+  path = str(tmp_path / 'vgg.npz')
+  np.savez(path, **{f'{layer}/{k}': np.asarray(v) for layer, p in params.items()
+                    for k, v in p.items()})
+  loaded = vgg.load_params(path)
+  assert_same_state(loaded, params)
+  out = vgg.VGG19(width_divisor=16).apply({'params': loaded}, x)
+  assert set(out) == set(vgg.STYLE_LAYERS) | {vgg.CONTENT_LAYER}
+  np.savez(path, **{'block1_conv1/kernel': np.zeros((3, 3, 3, 4))})
+  with pytest.raises(UserError, match='no block1_conv1/bias|no block1_conv2/kernel'):
+    vgg.load_params(path)
+
+
+@pytest.mark.parametrize('pair', ['digits2negative', 'digits2rotate'])
+def test_domain_b_is_undone_before_classification(pair):
+  """Real domain-b images mapped back equal the padded domain-a images they came from, black
+  border included: what lets one classifier of domain a score classifier pair agreement."""
+  from gans.data import pairs
+  config = pairs.configure(coupled.defaults('cogan'), pair)
+  a = coupled.sources(config)['a']
+  x_a = a.load_all()[:5] / 127.5 - 1
+  x_b = pairs.Transformed(a.source, config.pair.transform, config.pair.pad).load_all()[:5]
+  np.testing.assert_allclose(coupled._undo(config, x_b / 127.5 - 1), x_a, atol=1e-6)  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('overrides', [
+    {'model.arch': 'digits28', 'model.resolution': 28, 'model.weight_init': 'he', 'pair.pad': 0,
+     'g_steps': 2, 'label_smoothing': 0.1, 'latent_dist': 'normal'},
+    {'model.arch': 'faces', 'model.resolution': 64, 'model.g_shared': 4, 'model.d_shared': 5,
+     'model.d_dropout': True, 'd_bn': 'mixed', 'model.sample_mode': 'batch', 'model.g_divisor': 128,
+     'model.d_divisor': 64},
+])
+def test_architecture_and_training_options_step(overrides):
+  config = tiny(**overrides)
+  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  after, metrics = coupled.train_step(config, state, _batch(config, 4))
+  assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+  x_a, x_b = coupled.generate(config, after, coupled.sample_latents(config, jax.random.PRNGKey(1), 2))
+  assert x_a.shape == x_b.shape == (2, config.model.resolution, config.model.resolution, 1)
+  assert float(jnp.abs(x_a).max()) <= 1.0
