@@ -47,7 +47,7 @@ _GAMMA = flags.DEFINE_string('gamma_figure', None, 'BEGAN: write the diversity f
 
 def main(argv):
   del argv
-  from gans import evaluate, parallel, trainer
+  from gans import evaluate, methods, parallel, trainer
   parallel.initialize_distributed()
   drawing = _FIGURES.value or _GAMMA.value
   metrics = _METRICS.value if _METRICS.value is not None else ('' if drawing else 'fid,kid')
@@ -57,11 +57,15 @@ def main(argv):
                              per_scale=_PER_SCALE.value)
   extractors = None  # built after the first run loads, so a wrong --workdir is reported first
   for workdir in _WORKDIR.value:
-    if options.metrics:
+    if not drawing or _METRICS.value:
       loaded = trainer.load(workdir, _STEP.value)
-      extractors = extractors or evaluate.make_extractors(_EXTRACTOR.value, _INCEPTION.value,
-                                                          _CLASSIFIER.value)
-      for extractor in extractors:
+      print(evaluate.table(evaluate.method_scores(workdir, _STEP.value, loaded), workdir))
+      method = methods.get(loaded[0].method)
+      names = options.metrics if _METRICS.value is not None or evaluate.scoreable(method) else ()
+      if names:
+        extractors = extractors or evaluate.make_extractors(_EXTRACTOR.value, _INCEPTION.value,
+                                                            _CLASSIFIER.value)
+      for extractor in extractors if names else ():
         record = evaluate.evaluate(workdir, extractor, options, _STEP.value, loaded)
         print(evaluate.table(record, workdir))
     if _FIGURES.value:

@@ -262,6 +262,41 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   return record
 
 
+def scoreable(method):
+  """Whether eval.py runs FID & co. by default: the method names its image sets (eval_sets).
+  Coupled models are judged by pair agreement instead, the classifier by accuracy."""
+  return hasattr(method, 'eval_sets')
+
+
+def method_scores(workdir, step=None, loaded=None, write=True):
+  """The method's own numbers for one checkpoint, written like the metrics: its evaluate hook
+  (coupled pair agreement, the classifier's held-out accuracy) and the progress-line scalars
+  it logged (BEGAN's M and k, the GAN losses) at that step and at the first log line."""
+  from gans import trainer
+  config, state = loaded or trainer.load(workdir, step)
+  method = methods.get(config.method)
+  step = int(parallel.to_host(state.step))
+  results = {}
+  if hasattr(method, 'evaluate'):
+    for name, value in method.evaluate(config, state).items():
+      results[name] = {'value': float(value), 'reference': f'{config.method}.evaluate'}
+  path = os.path.join(workdir, 'metrics.jsonl')
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      rows = [r for r in map(json.loads, f) if r['step'] <= step]
+  for name in method.PROGRESS:
+    logged = [r for r in rows if name in r]
+    if logged:
+      for label, row in (('logged', logged[-1]), ('first_logged', logged[0])):
+        results[f'{name}_{label}'] = {'value': row[name],
+                                      'reference': f'metrics.jsonl, step {row["step"]}'}
+  record = {'step': step, 'metrics': results, 'extractors': {}}
+  if write and results and jax.process_index() == 0:
+    record = _merge(os.path.join(workdir, 'eval', f'{step}.json'), record)
+  return record
+
+
 def _merge(path, record):
   """Write record into path, keeping the metrics an earlier evaluation of that step wrote."""
   if os.path.exists(path):

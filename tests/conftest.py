@@ -1,11 +1,22 @@
 import os
 import subprocess
+import tempfile
 import sys
 
 import pytest
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One compilation cache for the test process and the CLIs it starts: most tests compile the
+# same tiny steps, and a cache hit is the same executable, so results do not change.
+os.environ.setdefault('GANS_COMPILATION_CACHE',
+                      os.path.join(tempfile.gettempdir(), f'gans-test-jax-cache-{os.getuid()}'))
+
+
+def pytest_configure(config):
+  del config
+  from gans import cli
+  cli.enable_compilation_cache()
 
 
 def tiny_config(**overrides):

@@ -174,3 +174,20 @@ def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
   np.testing.assert_allclose(z[:, -1], b, atol=1e-5)
   np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 4.0, rtol=1e-5)
   np.testing.assert_allclose(figures.slerp(0.5, a, a), a, atol=1e-5)  # parallel: lerp
+
+
+def test_method_scores_pair_agreement_and_logged_scalars(tmp_path):
+  """eval.py's own numbers for a coupled run: pair agreement from the method's evaluate hook
+  and the logged losses, written into eval/<step>.json."""
+  from configs import cogan_digits_negative
+  from gans import evaluate as evaluate_lib
+  from gans import trainer
+  config = cogan_digits_negative.get_config('tiny')
+  config.num_steps = 5
+  config.steps_per_dispatch = config.log_every = config.checkpoint_every = config.sample_every = 5
+  trainer.train(config, str(tmp_path))
+  record = evaluate_lib.method_scores(str(tmp_path))
+  assert 0.0 <= record['metrics']['pixel_agreement']['value'] <= 1.0
+  assert record['metrics']['d_loss_logged']['reference'] == 'metrics.jsonl, step 5'
+  with open(tmp_path / 'eval' / '5.json') as f:
+    assert 'pixel_agreement' in json.load(f)['metrics']
