@@ -61,13 +61,15 @@ def test_two_processes_train_and_checkpoint(tmp_path):
   np.testing.assert_allclose(losses(workdir), losses(tmp_path / 'single'), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize('config', ['configs/msggan_digits.py:tiny', 'configs/began_digits.py:tiny'])
+@pytest.mark.parametrize('config', ['configs/msggan_digits.py:tiny', 'configs/began_digits.py:tiny',
+                                    'configs/cogan_digits_negative.py:tiny'])
 def test_eight_devices_split_the_work_without_host_round_trips(config):
   """Weak scaling by construction: the compiled step on 8 devices does 1/8 of the FLOPs on each
   (G and D(fake) included, not only the real batch), talks by all-reduces only, and never
   stops for the host. Before parallel.shard_batch, z was replicated and every device ran G on
   the whole batch (5.8x the FLOPs, 96.6 vs 333+ img/s on 8 simulated devices); before
-  parallel.concat_batch, BEGAN's joined D pass moved rows between devices."""
+  parallel.concat_batch, BEGAN's joined D pass and CoGAN's shared D layers moved rows between
+  devices."""
   args = ['-m', 'gans.bench', '--config', config, '--repeats', '1', '--config.batch_size=16']
   runs = [run_cli(args, env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}'})
           for n in (1, 8)]

@@ -22,6 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gans import parallel
+
 ARCHS = ('digits32', 'digits28', 'faces')
 # Spec §4 #11, follow the variant's source: 'normal' N(0, 0.02) and bias 0.1 (32x32 and SCoGAN
 # nets), 'he' He normal and bias 0 (official 28x28), 'normal0' N(0, 0.02) and bias 0 (faces).
@@ -182,10 +184,10 @@ class CoupledDiscriminator(_Coupled):
         x = self.block(i, domain)(x, train)
       hs.append(x)
     if self.shared:
-      h = jnp.concatenate(hs)
+      h = parallel.concat_batch(hs)  # device block by device block: no rows move
       for i in range(first, len(self.layers)):
         h = self.block(i, 'shared')(h, train)
-      hs = jnp.split(h, 2)
+      hs = parallel.split_batch(h, [x_a.shape[0], x_b.shape[0]])
     return hs[0][:, 0], hs[1][:, 0]
 
 
