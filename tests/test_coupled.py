@@ -1,5 +1,6 @@
 """CoGAN / SCoGAN: weight sharing, the soft couplings against numpy and their gradient flow,
 learning on the embedded digits, bitwise resume, evaluation and figures."""
+import functools
 import os
 
 import jax
@@ -28,6 +29,19 @@ def tiny(variant='tiny', **overrides):
   return config
 
 
+def _init(config, key):
+  return jax.jit(functools.partial(coupled.init_state, config))(key)
+
+
+def _step(config, state, batch):
+  """One jitted step: compiling the whole step once is much faster than running it eagerly."""
+  return jax.jit(functools.partial(coupled.train_step, config))(state, batch)
+
+
+def _generate(config, state, z):
+  return jax.jit(functools.partial(coupled.generate, config))(state, z)
+
+
 def _batch(config, n=8):
   return {k: s[np.arange(n)] for k, s in coupled.sources(config).items()}
 
@@ -51,7 +65,7 @@ def _norms(tree):
 
 def test_shared_blocks_are_one_parameter_updated_by_both_domains():
   config = tiny()
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  state = _init(config, jax.random.PRNGKey(0))
   assert sorted(state.g_params) == ['a_4', 'b_4', 'shared_0', 'shared_1', 'shared_2', 'shared_3']
   assert sorted(state.d_params) == ['a_0', 'b_0', 'shared_1', 'shared_2', 'shared_3']
   from_a, from_b = map(_norms, _domain_grads(config, state))
@@ -62,7 +76,7 @@ def test_shared_blocks_are_one_parameter_updated_by_both_domains():
 
 def test_zero_shared_blocks_are_two_independent_gans():
   config = tiny('unshared_tiny')
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  state = _init(config, jax.random.PRNGKey(0))
   assert not any(k.startswith('shared') for k in (*state.g_params, *state.d_params))
   from_a, from_b = map(_norms, _domain_grads(config, state))
   assert all(v > 0 for k, v in from_a.items() if k.startswith('a_'))
@@ -127,10 +141,10 @@ def test_couplings_update_the_generators_and_encoder_never_d_or_frozen_nets():
   config = tiny('unshared_tiny', **ALL_COUPLINGS)
   config.method = 'scogan'
   batch = _batch(config, 4)
-  plain = coupled.train_step(plain_config, coupled.init_state(plain_config, jax.random.PRNGKey(0)),
+  plain = _step(plain_config, _init(plain_config, jax.random.PRNGKey(0)),
                              batch)[0]
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
-  after, metrics = coupled.train_step(config, state, batch)
+  state = _init(config, jax.random.PRNGKey(0))
+  after, metrics = _step(config, state, batch)
   assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ('fr', 'sl', 'cc', 'weight_sim'))
   assert_same_state(after.d_params, plain.d_params)
   assert_same_state(after.frozen, state.frozen)
@@ -147,7 +161,7 @@ def test_each_coupling_reaches_both_generators_only_where_it_should(name):
   """The term alone: gradients reach both generators (through their images or features, or
   their weights for the baseline); FR only the blocks up to its last compared layer."""
   config = tiny('unshared_tiny', **COUPLING_FIELDS[name])
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  state = _init(config, jax.random.PRNGKey(0))
   g, _ = coupled.build_models(config)
   z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
   batch = _batch(config, 4)
@@ -168,7 +182,7 @@ def test_each_coupling_reaches_both_generators_only_where_it_should(name):
 
 def test_fr_compares_the_first_convt_outputs():
   config = tiny('unshared_tiny', **{'reg.fr': 1.0, 'reg.fr_layers': 2})
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  state = _init(config, jax.random.PRNGKey(0))
   g, _ = coupled.build_models(config)
   z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
   gen, _ = g.apply({'params': state.g_params, **state.g_stats}, z, mutable=['batch_stats'])
@@ -190,11 +204,11 @@ def test_learns_both_domains_on_the_digits(tmp_path):
 
   def gaps(state):
     z = coupled.sample_latents(config, jax.random.PRNGKey(7), 256)
-    fakes = coupled.generate(config, state, z)
+    fakes = _generate(config, state, z)
     return [float(np.abs(np.asarray(f).mean(0) - reals[k].mean(0)).mean())
             for f, k in zip(fakes, 'ab')]
 
-  start = coupled.init_state(config, jax.random.PRNGKey(config.seed))
+  start = _init(config, jax.random.PRNGKey(config.seed))
   end = trainer.train(config, str(tmp_path))
   for before, after in zip(gaps(start), gaps(end)):
     assert after < 0.5 * before, (gaps(start), gaps(end))
@@ -215,20 +229,20 @@ def test_resumed_coupled_run_is_bitwise_identical(tmp_path):
 
 def test_figures_hook_writes_pairs_walks_and_translation(tmp_path):
   config = tiny()
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
+  state = _init(config, jax.random.PRNGKey(0))
   paths = coupled.figures(config, state, str(tmp_path))
   assert [os.path.basename(p) for p in paths] == [
       'pairs_step_00000000.png', 'walk_step_00000000.png', 'translation_step_00000000.png']
   assert all(os.path.getsize(p) for p in paths)
-  (name, images, ncol), = coupled.sheets(config, coupled.generate(
+  (name, images, ncol), = coupled.sheets(config, _generate(
       config, state, coupled.sample_latents(config, jax.random.PRNGKey(0), 4)))
   assert name == 'pairs' and ncol == 4 and images.shape == (8, 32, 32, 1)
 
 
 def test_translation_reduces_the_reconstruction_error():
   config = tiny()
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
-  target, _ = coupled.generate(config, state, coupled.sample_latents(
+  state = _init(config, jax.random.PRNGKey(0))
+  target, _ = _generate(config, state, coupled.sample_latents(
       config, jax.random.PRNGKey(5), 4))
   start, _ = coupled.translate(config, state, target, steps=0)
   end, _ = coupled.translate(config, state, target, steps=30, lr=0.05)
@@ -277,9 +291,9 @@ def test_domain_b_is_undone_before_classification(pair):
 ])
 def test_architecture_and_training_options_step(overrides):
   config = tiny(**overrides)
-  state = coupled.init_state(config, jax.random.PRNGKey(0))
-  after, metrics = coupled.train_step(config, state, _batch(config, 4))
+  state = _init(config, jax.random.PRNGKey(0))
+  after, metrics = _step(config, state, _batch(config, 4))
   assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
-  x_a, x_b = coupled.generate(config, after, coupled.sample_latents(config, jax.random.PRNGKey(1), 2))
+  x_a, x_b = _generate(config, after, coupled.sample_latents(config, jax.random.PRNGKey(1), 2))
   assert x_a.shape == x_b.shape == (2, config.model.resolution, config.model.resolution, 1)
   assert float(jnp.abs(x_a).max()) <= 1.0
