@@ -23,12 +23,7 @@ def tiny_config(**overrides):
   """configs/msggan_digits.py:tiny with dotted overrides, e.g. tiny_config(**{'model.width': 8})."""
   from configs import msggan_digits
   config = msggan_digits.get_config('tiny')
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for part in path:
-      node = node[part]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

@@ -24,12 +24,7 @@ from test_train import assert_same_state, read_metrics
 def tiny(**overrides):
   """configs/began_digits.py:tiny (8x8, n = 8) with dotted overrides."""
   config = began_digits.get_config('tiny')
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for part in path:
-      node = node[part]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

@@ -19,12 +19,7 @@ from test_train import assert_same_state, read_metrics
 def tiny(variant='tiny', **overrides):
   from configs import cogan_digits_negative
   config = cogan_digits_negative.get_config(variant)
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for part in path:
-      node = node[part]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   config_lib.validate(config)
   return config
 
