@@ -2,6 +2,7 @@
 
   python -m gans.bench --config configs/msggan_digits.py [--config.batch_size=64] [--repeats 10]
   python -m gans.bench --config configs/msggan_digits.py --pipeline   # + the input pipeline
+  python -m gans.bench --config configs/msggan_digits.py --profile /tmp/prof  # a trace
   python -m gans.bench --sweep     # the reference table (SWEEP), bf16, one JSON line each
   python -m gans.bench --features [--batch 200] [--resolution 32]   (Inception extraction)
 
@@ -11,9 +12,11 @@ the median over repeated dispatches, each ended by block_until_ready. FLOPs come
 own layer shapes (counted as the convs are traced, gans.layers.flop_counter), not a guess, and XLA's cost
 analysis of the compiled dispatch is printed beside them as a check. Prints one JSON line.
 """
+import contextlib
 import functools
 import importlib.util
 import json
+import math
 import re
 import resource
 import statistics
@@ -55,8 +58,10 @@ def peak_memory_bytes():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'host RSS'
 
 
-def benchmark(config, repeats=10, peak_tflops=None):
-  """Measure one config; returns a dict (the JSON line). peak_tflops overrides the table."""
+def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None):
+  """Measure one config; returns a dict (the JSON line). peak_tflops overrides the table;
+  profile_dir: a jax.profiler trace of the timed dispatches goes there (TensorBoard's profile
+  plugin or Perfetto reads it)."""
   config_lib.validate(config)
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
@@ -82,11 +87,12 @@ def benchmark(config, repeats=10, peak_tflops=None):
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   ops = communication(executable.as_text())
   times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    state, metrics = dispatch(state, tables, xs)
-    jax.block_until_ready((state, metrics))
-    times.append((time.perf_counter() - t0) / k)
+  with jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext():
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      state, metrics = dispatch(state, tables, xs)
+      jax.block_until_ready((state, metrics))
+      times.append((time.perf_counter() - t0) / k)
   step_s = statistics.median(times)
   images_per_s = batch / step_s
   flops = method.flops(config) if hasattr(method, 'flops') else None
@@ -108,9 +114,10 @@ def benchmark(config, repeats=10, peak_tflops=None):
       'gflop_per_image_necessary': gflop(necessary),
       'xla_gflop_per_image': round(cost.get('flops', float('nan')) * jax.device_count() / batch
                                    / 1e9, 4),
-      'all_reduces': ops['all-reduce'], 'other_collectives': ops['other'],
+      'all_reduces': ops['all-reduce'], 'all_reduce_kb': round(ops['all_reduce_bytes'] / 1024, 1),
+      'other_collectives': ops['other'],
       'host_transfers': ops['host'],
-      'mfu_necessary': round(images_per_s * necessary / peak, 4) if peak and necessary else None,
+      'mfu_necessary': float(f'{images_per_s * necessary / peak:.4g}') if peak and necessary else None,
       'peak_tflops': peak / 1e12 if peak else None,
   }
 
@@ -119,16 +126,26 @@ _COLLECTIVE = re.compile(r'\b(all-reduce|all-gather|reduce-scatter|all-to-all|co
                          r'(?:-start)?\(')
 _HOST = re.compile(r'\b(infeed|outfeed|send|recv)\(|custom_call_target="[^"]*(?:callback|host)',
                    re.IGNORECASE)
+_ARRAY = re.compile(r'\b(pred|[subf]\d+|bf16)\[([\d,]*)\]')
 
 
 def communication(hlo_text):
-  """Counts of the compiled step's all-reduces, other collectives, and host transfers (infeed,
-  outfeed, send/recv, host callbacks): what a data-parallel step should have is all-reduces
-  only, and no host round-trip."""
-  collectives = _COLLECTIVE.findall(hlo_text)
-  return {'all-reduce': collectives.count('all-reduce'),
-          'other': len(collectives) - collectives.count('all-reduce'),
-          'host': len(_HOST.findall(hlo_text))}
+  """The compiled step's all-reduces (ops, and bytes per device), other collectives, and host
+  transfers (infeed, outfeed, send/recv, host callbacks): what a data-parallel step should have
+  is all-reduces only, about one per update, and no host round-trip."""
+  ops, reduced = [], 0
+  for line in hlo_text.splitlines():
+    found = _COLLECTIVE.search(line)
+    if not found:
+      continue
+    ops.append(found.group(1))
+    if found.group(1) == 'all-reduce':  # the result's arrays: text between '=' and the op
+      result = line[line.index('=') + 1:found.start()]
+      for dtype, dims in _ARRAY.findall(result):
+        size = 1 if dtype == 'pred' else 2 if dtype == 'bf16' else int(dtype[1:]) // 8
+        reduced += math.prod(int(d) for d in dims.split(',') if d) * size
+  return {'all-reduce': ops.count('all-reduce'), 'other': len(ops) - ops.count('all-reduce'),
+          'all_reduce_bytes': reduced, 'host': len(_HOST.findall(hlo_text))}
 
 
 class SyntheticSource:
@@ -155,19 +172,31 @@ class SyntheticSource:
 
 
 # The issue-6 table: BMSG-GAN's three reference configs on one device, as the reference's
-# best-effort PyTorch ran them (bf16), with the img/s to beat: twice that column.
+# best-effort PyTorch ran them (bf16), with the img/s to beat (twice that column); then the
+# other methods' largest configs at their own batch sizes, which have no PyTorch figure here.
 SWEEP = (
     ('configs/msggan_cifar10.py', {'batch_size': 64}, 3250),
     ('configs/msggan_celeba128.py', {'batch_size': 32}, 1030),
     ('configs/msggan_flowers256.py', {'batch_size': 16}, 460),
+    ('configs/began_celeba64.py', {'batch_size': 16}, None),
+    ('configs/began_celeba128.py', {'batch_size': 16}, None),
+    ('configs/cogan_mnist_edge.py', {'batch_size': 128}, None),
+    ('configs/cogan_celeba_smiling128.py', {'batch_size': 128}, None),
+    ('configs/scogan_mnist_svhn.py:cc_fr', {'batch_size': 128}, None),
 )
 
 
-def load_config(path, overrides):
+def _config_module(path):
+  path, _, variant = path.partition(':')
   spec = importlib.util.spec_from_file_location('bench_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config()
+  return module.get_config(variant) if variant else module.get_config()
+
+
+def load_config(path, overrides):
+  """A SWEEP row's config ('FILE[:variant]'), in bfloat16 compute, with its overrides."""
+  config = _config_module(path)
   config.model.dtype = 'bfloat16'
   config.update_from_flattened_dict(overrides)
   return config
@@ -230,14 +259,15 @@ def main(argv):
     for path, overrides, target in SWEEP:
       r = benchmark(load_config(path, overrides), _REPEATS.value, _PEAK.value)
       print(json.dumps({'config': path, **r, 'target_images_per_s': target}), flush=True)
-      rows.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.0f} | {target:,} | '
-                  f'{r["mfu_necessary"]} | {r["peak_memory_mb"]:,.0f} |')
+      rows.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.1f} | '
+                  f'{f"{target:,}" if target else "-"} | {r["mfu_necessary"]} | '
+                  f'{r["peak_memory_mb"]:,.0f} |')
     print('| config | batch | img/s | target | MFU | peak MB |\n|---|---|---|---|---|---|')
     print('\n'.join(rows))
     return
   if _CONFIG.value is None:
     raise UserError('give --config FILE[:variant], --sweep or --features')
-  result = benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value)
+  result = benchmark(_CONFIG.value, _REPEATS.value, _PEAK.value, _PROFILE.value)
   if _PIPELINE.value:
     rate = pipeline_rate(_CONFIG.value)
     result.update(pipeline_images_per_s=round(rate, 1),
@@ -254,6 +284,8 @@ if __name__ == '__main__':
   _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed dispatches; the median is reported.')
   _PEAK = flags.DEFINE_float('peak_tflops', None, 'Peak FLOP/s of all devices, in TFLOP/s, for '
                              'MFU where the device is not in PEAK_FLOPS (e.g. a CPU).')
+  _PROFILE = flags.DEFINE_string('profile', None, 'Write a jax.profiler trace of the timed '
+                                 'dispatches to this directory (--config only).')
   _SWEEP = flags.DEFINE_bool('sweep', False, 'Run the reference table (SWEEP) instead of --config.')
   _PIPELINE = flags.DEFINE_bool('pipeline', False, 'Also time the real input pipeline, streamed '
                                 'from the config\'s dataset, against the step.')

@@ -82,6 +82,11 @@ def check(ok, message):
     raise UserError(message)
 
 
+def check_dtype(dtype):
+  """model.dtype, the compute dtype: parameters and optimizer state stay float32."""
+  check(dtype in ('float32', 'bfloat16'), f'model.dtype={dtype!r}; use float32 or bfloat16')
+
+
 def validate(config):
   """Raise UserError on the first impossible value. Device-count checks happen at start-up.
 

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gans import parallel
+
 Dtype = Any
 GAIN = math.sqrt(2.0)  # BMSG-GAN uses gain sqrt(2) on every layer, linear ones included.
 
@@ -30,10 +32,12 @@ _FLOP_COUNTERS = []
 
 @contextlib.contextmanager
 def flop_counter():
-  """Collect the FLOPs per image (2 x multiply-adds) of every conv traced inside the block.
+  """Collect the FLOPs (2 x multiply-adds) of every conv and matmul traced inside the block.
 
   Counting happens at trace time from static shapes, so wrapping a jax.eval_shape of a model
-  gives its exact convolution FLOPs at no cost, whatever its size.
+  gives its exact FLOPs at no cost, whatever its size; trace a batch of one for per-image
+  figures (a layer that runs on two rows per input, such as CoGAN's shared D layers on
+  [a; b], then counts twice).
   """
   counts = []
   _FLOP_COUNTERS.append(counts)
@@ -43,9 +47,9 @@ def flop_counter():
     _FLOP_COUNTERS.pop()
 
 
-def count_flops(per_image):
+def count_flops(flops):
   if _FLOP_COUNTERS:
-    _FLOP_COUNTERS[-1].append(per_image)
+    _FLOP_COUNTERS[-1].append(flops)
 
 
 def _l2_normalize(v):
@@ -106,7 +110,7 @@ class EqConv(nn.Module):
     if self.use_bias:
       init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
       y = y + self.param('bias', init, (self.features,)).astype(self.dtype)
-    count_flops(2 * y.shape[1] * y.shape[2] * fan_in * self.features)
+    count_flops(2 * math.prod(y.shape[:3]) * fan_in * self.features)
     return y
 
 class EqDenseToMap(nn.Module):
@@ -133,7 +137,7 @@ class EqDenseToMap(nn.Module):
     y = z.astype(self.dtype) @ kernel.astype(self.dtype)
     y = y.reshape(z.shape[0], self.size, self.size, self.features)
     init = nn.initializers.zeros if self.equalized else _torch_default_init(fan_in)
-    count_flops(2 * cin * self.size * self.size * self.features)
+    count_flops(2 * z.shape[0] * cin * self.size * self.size * self.features)
     return y + self.param('bias', init, (self.features,)).astype(self.dtype)
 
 
@@ -143,22 +147,25 @@ def pixel_norm(x, eps=1e-8):
   return (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
-def minibatch_stddev(x, variant='bmsg', eps=1e-8):
+def minibatch_stddev(x, variant='bmsg', eps=1e-8, groups=1):
   """Append the batch's standard deviation as one extra channel.
 
   'bmsg': one scalar for the whole batch (std per position and channel, averaged over all of
   them). 'v1': MSG-GAN v1's H x W map (averaged over channels only). The batch is the global
-  batch: under jit with a sharded batch axis XLA inserts the cross-device reductions.
+  batch: under jit with a sharded batch axis XLA inserts the cross-device reduction, one, since
+  the mean and the mean square are reduced together (a two-pass variance would wait for the
+  mean's). `groups` > 1: x is parallel.concat_batch of that many equal batches (a real and a
+  fake batch in one D pass), each getting its own statistic, as if D had seen it alone.
   """
-  x32 = x.astype(jnp.float32)
-  dev = x32 - jnp.mean(x32, axis=0, keepdims=True)
-  std = jnp.sqrt(jnp.mean(dev * dev, axis=0) + eps)  # (H, W, C), biased variance
-  if variant == 'bmsg':
-    stat = jnp.broadcast_to(jnp.mean(std), x.shape[:-1] + (1,))
-  elif variant == 'v1':
-    stat = jnp.broadcast_to(jnp.mean(std, axis=-1, keepdims=True)[None], x.shape[:-1] + (1,))
-  else:
+  if variant not in ('bmsg', 'v1'):
     raise ValueError(f'unknown minibatch-stddev variant {variant!r}')
+  x32 = parallel.grouped(x.astype(jnp.float32), groups)  # (shards, groups, rows, H, W, C)
+  moments = jnp.mean(jnp.stack([x32, x32 * x32]), axis=(1, 3))  # (2, groups, H, W, C)
+  variance = jnp.maximum(moments[1] - moments[0] ** 2, 0.0)  # biased, as the references
+  std = jnp.sqrt(variance + eps)
+  stat = jnp.mean(std, axis=(1, 2, 3) if variant == 'bmsg' else 3)  # (groups,) or (groups, H, W)
+  stat = stat.reshape((1, groups, 1) + stat.shape[1:] + (1,) * (4 - stat.ndim))
+  stat = jnp.broadcast_to(stat, x32.shape[:-1] + (1,)).reshape(x.shape[:-1] + (1,))
   return jnp.concatenate([x, stat.astype(x.dtype)], axis=-1)
 
 

@@ -58,7 +58,8 @@ def shard_batch(tree):
   return jax.lax.with_sharding_constraint(tree, P(DATA))
 
 
-def _data_shards():
+def data_shards():
+  """How many ways the batch is split in the step being traced (1 outside a mesh)."""
   mesh = jax.sharding.get_abstract_mesh()
   return 1 if mesh.empty or DATA not in mesh.axis_names else mesh.shape[DATA]
 
@@ -71,7 +72,7 @@ def concat_batch(arrays):
   nothing. The row order differs from jnp.concatenate's, which is fine for per-example
   computations and is undone by split_batch.
   """
-  n = _data_shards()
+  n = data_shards()
   if n == 1:
     return jnp.concatenate(arrays)
   blocks = [a.reshape((n, a.shape[0] // n) + a.shape[1:]) for a in arrays]
@@ -79,9 +80,18 @@ def concat_batch(arrays):
   return joined.reshape((-1,) + joined.shape[2:])
 
 
+def grouped(x, groups):
+  """x (the concat_batch of `groups` equal batches) viewed as (shards, groups, rows, ...).
+
+  Reducing over axes 0 and 2 gives per-batch statistics of the joined batches without moving
+  a row: each device holds one block of every batch. With groups=1 it is the whole batch.
+  """
+  return x.reshape((data_shards(), groups, -1) + x.shape[1:])
+
+
 def split_batch(x, sizes):
   """The arrays concat_batch joined, given their batch sizes."""
-  n = _data_shards()
+  n = data_shards()
   bounds = np.cumsum(sizes)[:-1]
   if n == 1:
     return jnp.split(x, bounds)

@@ -6,14 +6,17 @@ from gans import bench
 from gans.methods import msggan
 
 
-def test_benchmark_line_is_consistent():
-  r = bench.benchmark(tiny_config(), repeats=2, peak_tflops=1.0)
+@pytest.mark.parametrize('path', ['configs/msggan_digits.py:tiny', 'configs/began_digits.py:tiny',
+                                  'configs/cogan_digits_negative.py:tiny'])
+def test_benchmark_line_is_consistent(path):
+  r = bench.benchmark(bench.load_config(path, {'model.dtype': 'float32'}), repeats=2,
+                      peak_tflops=1.0)
   assert r['images_per_s'] > 0 and r['compile_s'] > 0 and r['peak_memory_mb'] > 0
   assert r['s_per_kimg'] == pytest.approx(1000 / r['images_per_s'], rel=1e-3)
   assert r['mfu_necessary'] == pytest.approx(
       r['images_per_s'] * r['gflop_per_image_necessary'] * 1e9 / 1e12, rel=1e-2)
   # The model's own count and XLA's agree to within the non-conv work XLA also counts.
-  assert r['xla_gflop_per_image'] == pytest.approx(r['gflop_per_image_necessary'], rel=0.3)
+  assert r['xla_gflop_per_image'] == pytest.approx(r['gflop_per_image_necessary'], rel=0.15)
 
 
 @pytest.mark.parametrize('loss, d_forwards', [('relativistic-hinge', 9), ('hinge', 8)])
@@ -31,7 +34,7 @@ def test_sweep_configs_load_as_the_reference_ran_them():
   for path, overrides, target in bench.SWEEP:
     config = bench.load_config(path, overrides)
     assert config.model.dtype == 'bfloat16' and config.batch_size == overrides['batch_size']
-    assert target > 0
+    assert target is None or target > 0
 
 
 def test_input_pipeline_rate_is_measured_on_the_real_source():

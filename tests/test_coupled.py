@@ -279,7 +279,7 @@ def test_domain_b_is_undone_before_classification(pair):
 
 @pytest.mark.parametrize('overrides', [
     {'model.arch': 'digits28', 'model.resolution': 28, 'model.weight_init': 'he', 'pair.pad': 0,
-     'g_steps': 2, 'label_smoothing': 0.1, 'latent_dist': 'normal'},
+     'g_steps': 2, 'label_smoothing': 0.1, 'latent_dist': 'normal', 'model.dtype': 'bfloat16'},
     {'model.arch': 'faces', 'model.resolution': 64, 'model.g_shared': 4, 'model.d_shared': 5,
      'model.d_dropout': True, 'd_bn': 'mixed', 'model.sample_mode': 'batch', 'model.g_divisor': 128,
      'model.d_divisor': 64},
@@ -289,6 +289,8 @@ def test_architecture_and_training_options_step(overrides):
   state = _init(config, jax.random.PRNGKey(0))
   after, metrics = _step(config, state, _batch(config, 4))
   assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+  assert {x.dtype for x in jax.tree.leaves((after.g_params, after.d_opt))} <= {
+      jnp.dtype(jnp.float32), jnp.dtype(jnp.int32)}  # bfloat16 is the compute dtype only
   x_a, x_b = _generate(config, after, coupled.sample_latents(config, jax.random.PRNGKey(1), 2))
   assert x_a.shape == x_b.shape == (2, config.model.resolution, config.model.resolution, 1)
   assert float(jnp.abs(x_a).max()) <= 1.0

@@ -135,6 +135,18 @@ def test_minibatch_stddev_v1_is_channel_mean_map():
   assert np.ptp(out[0, ..., 5]) > 0  # a real map, not a constant
 
 
+@pytest.mark.parametrize('variant', ['bmsg', 'v1'])
+def test_minibatch_stddev_groups_are_the_batches_alone(variant):
+  """Two batches joined (as the D step joins reals and fakes) get each its own statistic."""
+  rng = np.random.RandomState(0)
+  a, b = rng.randn(4, 3, 3, 5), 3 + 2 * rng.randn(4, 3, 3, 5)
+  joined = layers.minibatch_stddev(jnp.asarray(np.concatenate([a, b]), jnp.float32), variant,
+                                   groups=2)
+  for part, alone in zip(np.split(np.asarray(joined), 2), (a, b)):
+    np.testing.assert_allclose(
+        part, layers.minibatch_stddev(jnp.asarray(alone, jnp.float32), variant), rtol=RTOL)
+
+
 def test_minibatch_stddev_eps_inside_root_and_bad_variant():
   x = jnp.ones((3, 2, 2, 2))
   np.testing.assert_allclose(layers.minibatch_stddev(x)[..., 2], 1e-4, rtol=1e-4)
@@ -165,16 +177,16 @@ def test_image_pyramid_low_to_high_from_full_res():
 
 
 @pytest.mark.parametrize('k,padding,hw', [(3, 'SAME', 8), (1, 'SAME', 8), (4, 'VALID', 5)])
-def test_flop_counter_per_image(k, padding, hw):
+def test_flop_counter_counts_the_traced_batch(k, padding, hw):
   x = jnp.zeros((2, 8, 8, 4))
   m = layers.EqConv(6, kernel_size=k, padding=padding)
   v = np_variables(m, x)
   with layers.flop_counter() as counts:
     m.apply(v, x)
-  assert counts == [2 * hw * hw * k * k * 4 * 6]
+  assert counts == [2 * 2 * hw * hw * k * k * 4 * 6]
   with layers.flop_counter() as counts:
     jax.eval_shape(layers.EqDenseToMap(4, 6).init, jax.random.key(0), jnp.zeros((3, 5)))
-  assert counts == [2 * 5 * 4 * 4 * 6]
+  assert counts == [3 * 2 * 5 * 4 * 4 * 6]
 
 
 def test_bfloat16_keeps_float32_params():

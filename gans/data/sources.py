@@ -58,8 +58,9 @@ def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -
 
 @functools.cache
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
-  """One shared decode pool: PIL releases the GIL while decoding and resizing."""
-  return concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1), 'gans-decode')
+  """One shared decode pool, a thread per core: PIL releases the GIL while decoding and
+  resizing, and streamed 256x256 data needs every core of a GPU host (docs/performance.md)."""
+  return concurrent.futures.ThreadPoolExecutor(min(32, os.cpu_count() or 1), 'gans-decode')
 
 
 def _first_fraction(n: int, percentage: float) -> int:

@@ -94,7 +94,7 @@ def validate(config):
   check(min(m.n, m.h, m.z, m.repeat) >= 1, 'model.n, model.h, model.z and model.repeat must be >= 1')
   check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
   check(m.residual_steps >= 0, 'model.residual_steps must be >= 0 (0: no vanishing residuals)')
-  check(m.dtype in ('float32', 'bfloat16'), f'model.dtype={m.dtype!r}; use float32 or bfloat16')
+  config_lib.check_dtype(m.dtype)
   check(0 <= config.loss.gamma <= 1, f'loss.gamma={config.loss.gamma} must be in [0, 1]')
   check(config.loss.lambda_k >= 0, f'loss.lambda_k={config.loss.lambda_k} must be >= 0')
   check(config.loss.eta >= 1, f'loss.eta={config.loss.eta} must be >= 1 (|v|^eta has an '

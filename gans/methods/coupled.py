@@ -31,7 +31,7 @@ import optax
 
 from gans import config as config_lib
 from gans import figures as figures_lib
-from gans import parallel, regularizers
+from gans import layers, parallel, regularizers
 from gans.data import feeding, pairs
 from gans.metrics import pairs as pair_metrics
 from gans.models import classifier as classifier_models
@@ -60,6 +60,7 @@ def defaults(method='cogan') -> ml_collections.ConfigDict:
   c.model.prelu_init = 0.25  # §4 #10: per-channel slopes
   c.model.d_dropout = False  # faces D: SCoGAN's dropouts (§4 #15); digits D always has FC 0.5
   c.model.sample_mode = 'running'  # samples with BN running averages; 'batch': batch statistics
+  c.model.dtype = 'float32'  # compute dtype; 'bfloat16' keeps float32 params and optimizer
 
   c.latent_dist = 'uniform'  # §4 #4: Uniform[-1, 1]; or 'normal'
   c.g_steps = 1  # §4 #16: G updates per D update (andrewliao11 uses 2)
@@ -136,6 +137,7 @@ def validate(config):
   check(m.resolution in RESOLUTIONS[m.arch], f'model.resolution={m.resolution} is not one '
         f'{m.arch} makes: {", ".join(map(str, RESOLUTIONS[m.arch]))}')
   check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
+  config_lib.check_dtype(m.dtype)
   check(m.latent_size >= 1 and m.g_divisor >= 1 and m.d_divisor >= 1,
         'model.latent_size, model.g_divisor and model.d_divisor must be >= 1')
   g_layers, d_layers = _layers(config)
@@ -206,8 +208,9 @@ class TrainState:
 def build_models(config):
   m = config.model
   g_layers, d_layers = _layers(config)
-  g = models.CoupledGenerator(g_layers, m.g_shared, m.weight_init, m.prelu_init)
-  d = models.CoupledDiscriminator(d_layers, m.d_shared, m.weight_init, m.prelu_init)
+  dtype = jnp.dtype(m.dtype)
+  g = models.CoupledGenerator(g_layers, m.g_shared, m.weight_init, m.prelu_init, dtype)
+  d = models.CoupledDiscriminator(d_layers, m.d_shared, m.weight_init, m.prelu_init, dtype)
   return g, d
 
 
@@ -445,6 +448,34 @@ def generate(config, state: TrainState, z):
   else:
     out = g.apply(variables, z, train=False)
   return out[0], out[1]
+
+
+def forward_flops(config):
+  """Forward FLOPs of G (one z, both domains' images) and of D (one image of each domain),
+  from the layer shapes: shared layers count once in G and twice in D, as they run."""
+  g, d = build_models(config)
+  key = jax.random.PRNGKey(0)
+  z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
+  x = jax.ShapeDtypeStruct((1,) + image_shape(config), jnp.float32)
+  with layers.flop_counter() as g_counts:
+    jax.eval_shape(functools.partial(g.init, key), z)
+  with layers.flop_counter() as d_counts:
+    jax.eval_shape(lambda x: d.init({'params': key, 'dropout': key}, x, x), x)
+  return sum(g_counts), sum(d_counts)
+
+
+def flops(config):
+  """(reference, necessary) FLOPs per pair (one image of each domain) of one step.
+
+  The D step: G forward (1G), D forward on the real and the fake pairs with weight and input
+  gradients (6D). Each G step: a new G forward and its backward (3G), D forward and input
+  gradients only (2D). The SCoGAN/CoGAN references execute the same (their D step takes G(z)
+  outside the tape and the G step draws a new z), so both figures are 1G + 6D + g_steps x (3G +
+  2D). The couplings' networks (classifier, encoder, VGG) are extra.
+  """
+  g, d = forward_flops(config)
+  total = g + 6 * d + config.g_steps * (3 * g + 2 * d)
+  return total, total
 
 
 def sheets(config, outputs):

@@ -48,7 +48,7 @@ class Conv(nn.Module):
     y = jax.lax.conv_general_dilated(
         x.astype(self.dtype), kernel.astype(self.dtype), (self.stride, self.stride), 'SAME',
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    layers.count_flops(2 * y.shape[1] * y.shape[2] * 9 * cin * self.features)
+    layers.count_flops(2 * math.prod(y.shape[:3]) * 9 * cin * self.features)
     return y + bias.astype(self.dtype)
 
 
@@ -61,7 +61,7 @@ class Dense(nn.Module):
   def __call__(self, x):
     kernel = self.param('kernel', nn.initializers.xavier_uniform(), (x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    layers.count_flops(2 * x.shape[-1] * self.features)
+    layers.count_flops(2 * math.prod(x.shape[:-1]) * x.shape[-1] * self.features)
     return x.astype(self.dtype) @ kernel.astype(self.dtype) + bias.astype(self.dtype)
 
 

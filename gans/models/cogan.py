@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gans import parallel
+from gans import layers, parallel
 
 ARCHS = ('digits32', 'digits28', 'faces')
 # Spec §4 #11, follow the variant's source: 'normal' N(0, 0.02) and bias 0.1 (32x32 and SCoGAN
@@ -37,7 +37,7 @@ class PReLU(nn.Module):
   @nn.compact
   def __call__(self, x):
     alpha = self.param('alpha', nn.initializers.constant(self.init), (x.shape[-1],))
-    return jnp.where(x >= 0, x, alpha * x)
+    return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,34 +56,43 @@ class Layer:
 
 
 class Block(nn.Module):
+  """One Layer. Parameters are float32; `dtype` is the compute dtype (bfloat16 on
+  accelerators), BatchNorm statistics are reduced in float32 whatever it is."""
   layer: Layer
   weight_init: str = 'normal'  # see INITS
   prelu_init: float = 0.25
   bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     spec = self.layer
     kinit = nn.initializers.he_normal() if self.weight_init == 'he' else nn.initializers.normal(0.02)
     binit = nn.initializers.constant(0.1 if self.weight_init == 'normal' else 0.0)
-    dense = dict(kernel_init=kinit, bias_init=binit)
+    dense = dict(kernel_init=kinit, bias_init=binit, dtype=self.dtype)
     k = (spec.kernel, spec.kernel)
+    cin, rows = x.shape[-1], x.shape[0]
     if spec.kind == 'dense_map':
       x = nn.Dense(math.prod(spec.shape) * spec.features, **dense)(x)
       x = x.reshape(x.shape[0], *spec.shape, spec.features)
-    elif spec.kind == 'convT':
+      layers.count_flops(2 * rows * cin * x[0].size)
+    elif spec.kind == 'convT':  # counted as the products it needs: each input pixel times k^2
+      layers.count_flops(2 * math.prod(x.shape[:3]) * spec.kernel ** 2 * cin * spec.features)
       x = nn.ConvTranspose(spec.features, k, (spec.stride,) * 2, padding=spec.padding, **dense)(x)
     elif spec.kind == 'conv':
       x = nn.Conv(spec.features, k, (spec.stride,) * 2, padding=spec.padding, **dense)(x)
+      layers.count_flops(2 * math.prod(x.shape[:3]) * spec.kernel ** 2 * cin * spec.features)
     elif spec.kind in ('dense', 'flatten_dense'):
-      x = nn.Dense(spec.features, **dense)(x.reshape(x.shape[0], -1))
+      x = x.reshape(rows, -1)
+      layers.count_flops(2 * rows * x.shape[1] * spec.features)
+      x = nn.Dense(spec.features, **dense)(x)
     else:
       raise ValueError(spec.kind)
     if spec.pool:
       x = nn.max_pool(x, (2, 2), (2, 2))
     if spec.bn:  # learned shift, no learned scale (Caffe BatchNorm + Bias; spec §2.2)
       x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=self.bn_momentum,
-                       epsilon=1e-5)(x)
+                       epsilon=1e-5, dtype=self.dtype)(x)
     if spec.act == 'prelu':
       x = PReLU(self.prelu_init)(x)
     elif spec.act == 'tanh':
@@ -146,9 +155,11 @@ class _Coupled(nn.Module):
   shared: int
   weight_init: str = 'normal'
   prelu_init: float = 0.25
+  dtype: Any = jnp.float32
 
   def block(self, i, name):
-    return Block(self.layers[i], self.weight_init, self.prelu_init, name=f'{name}_{i}')
+    return Block(self.layers[i], self.weight_init, self.prelu_init, dtype=self.dtype,
+                 name=f'{name}_{i}')
 
 
 class CoupledGenerator(_Coupled):
@@ -168,7 +179,8 @@ class CoupledGenerator(_Coupled):
         feats.append(x)
       outs.append((x, feats[:-1]))
     (x_a, f_a), (x_b, f_b) = outs
-    return x_a, x_b, f_a, f_b
+    f32 = lambda t: jax.tree.map(lambda v: v.astype(jnp.float32), t)
+    return f32(x_a), f32(x_b), f32(f_a), f32(f_b)
 
 
 class CoupledDiscriminator(_Coupled):
@@ -188,7 +200,7 @@ class CoupledDiscriminator(_Coupled):
       for i in range(first, len(self.layers)):
         h = self.block(i, 'shared')(h, train)
       hs = parallel.split_batch(h, [x_a.shape[0], x_b.shape[0]])
-    return hs[0][:, 0], hs[1][:, 0]
+    return hs[0][:, 0].astype(jnp.float32), hs[1][:, 0].astype(jnp.float32)
 
 
 class Encoder(nn.Module):

@@ -74,6 +74,8 @@ class Discriminator(nn.Module):
 
   combine: 'simple' (= 'lin_cat') concat[from_rgb(x_s), h] as BMSG-GAN does; 'raw' concatenates
   the image itself; 'cat_lin' applies a learnable linear 1x1 to concat[h, x_s] (msg-stylegan-tf).
+  groups > 1: each scale is parallel.concat_batch of that many equal batches, scored in one
+  pass with the minibatch statistic of each batch its own.
   """
   depth: int
   width: int = 512
@@ -85,7 +87,7 @@ class Discriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, pyramid: Sequence[jnp.ndarray]) -> jnp.ndarray:
+  def __call__(self, pyramid: Sequence[jnp.ndarray], groups: int = 1) -> jnp.ndarray:
     if len(pyramid) != self.depth:
       raise ValueError(f'expected {self.depth} scales, got {len(pyramid)}')
     conv = functools.partial(layers.EqConv, equalized=self.equalized, dtype=self.dtype)
@@ -100,7 +102,7 @@ class Discriminator(nn.Module):
       h = layers.avg_pool(h)
     h = self._enter(conv, pyramid[0], h, self.width, name='level0')
     if self.mbstd != 'none':
-      h = layers.minibatch_stddev(h, self.mbstd)
+      h = layers.minibatch_stddev(h, self.mbstd, groups=groups)
     h = layers.leaky_relu(body(self.width, dilation=self.dilation, name='final_conv3')(h))
     h = layers.leaky_relu(body(self.width, kernel_size=4, padding='VALID', name='final_conv4')(h))
     score = conv(1, kernel_size=1, name='final_score')(h)
