@@ -10,9 +10,13 @@ Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data
 devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
 the median over repeated dispatches, each ended by block_until_ready. FLOPs come from the model's
 own layer shapes (counted as the convs are traced, gans.layers.flop_counter), not a guess, and XLA's cost
-analysis of the compiled dispatch is printed beside them as a check. Prints one JSON line.
+analysis of the compiled dispatch is printed beside them as a check. The compiled step's
+communication is counted from its HLO: all-reduces and the bytes they carry (against the
+trained parameters' bytes: a data-parallel step should send each gradient once), any other
+collective, any host transfer. Prints one JSON line.
 """
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -76,6 +80,9 @@ def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None):
   state = jax.jit(functools.partial(method.init_state, config),
                   out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
 
+  # What a data-parallel step must all-reduce: the gradients of every trained parameter.
+  trained_bytes = sum(x.nbytes for f in dataclasses.fields(state) if f.name.endswith('params')
+                      for x in jax.tree.leaves(getattr(state, f.name)))
   dispatch = trainer.Dispatch(method, config, mesh, feeder.gather)
   state, _ = dispatch(state, tables, xs)  # compiles; warm-up
   jax.block_until_ready(state)
@@ -115,6 +122,7 @@ def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None):
       'xla_gflop_per_image': round(cost.get('flops', float('nan')) * jax.device_count() / batch
                                    / 1e9, 4),
       'all_reduces': ops['all-reduce'], 'all_reduce_kb': round(ops['all_reduce_bytes'] / 1024, 1),
+      'trained_parameters_kb': round(trained_bytes / 1024, 1),
       'other_collectives': ops['other'],
       'host_transfers': ops['host'],
       'mfu_necessary': float(f'{images_per_s * necessary / peak:.4g}') if peak and necessary else None,
