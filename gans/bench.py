@@ -210,6 +210,19 @@ def load_config(path, overrides):
   return config
 
 
+def sweep(rows, repeats, peak_tflops=None):
+  """Benchmark (path, overrides, target) rows as load_config makes them, printing each one's
+  JSON line as it finishes; returns the markdown table of all of them."""
+  table = ['| config | batch | img/s | target | MFU | peak MB |', '|---|---|---|---|---|---|']
+  for path, overrides, target in rows:
+    r = benchmark(load_config(path, overrides), repeats, peak_tflops)
+    print(json.dumps({'config': path, **r, 'target_images_per_s': target}), flush=True)
+    table.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.1f} | '
+                 f'{f"{target:,}" if target else "-"} | {r["mfu_necessary"]} | '
+                 f'{r["peak_memory_mb"]:,.0f} |')
+  return '\n'.join(table)
+
+
 def pipeline_rate(config, dispatches=5):
   """Images/s the host input pipeline delivers when streaming (data.on_device='no'): the
   background read of dispatch n+1 overlaps nothing here, so this is its rate alone."""
@@ -263,15 +276,7 @@ def main(argv):
     print(json.dumps(extraction_benchmark(_BATCH.value, _RESOLUTION.value, repeats=_REPEATS.value)))
     return
   if _SWEEP.value:
-    rows = []
-    for path, overrides, target in SWEEP:
-      r = benchmark(load_config(path, overrides), _REPEATS.value, _PEAK.value)
-      print(json.dumps({'config': path, **r, 'target_images_per_s': target}), flush=True)
-      rows.append(f'| {path} | {r["batch"]} | {r["images_per_s"]:,.1f} | '
-                  f'{f"{target:,}" if target else "-"} | {r["mfu_necessary"]} | '
-                  f'{r["peak_memory_mb"]:,.0f} |')
-    print('| config | batch | img/s | target | MFU | peak MB |\n|---|---|---|---|---|---|')
-    print('\n'.join(rows))
+    print(sweep(SWEEP, _REPEATS.value, _PEAK.value))
     return
   if _CONFIG.value is None:
     raise UserError('give --config FILE[:variant], --sweep or --features')

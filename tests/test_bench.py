@@ -1,4 +1,6 @@
 """gans.bench reports consistent numbers (it measures speed; nothing here asserts one)."""
+import json
+
 import pytest
 
 from conftest import tiny_config
@@ -35,6 +37,17 @@ def test_sweep_configs_load_as_the_reference_ran_them():
     config = bench.load_config(path, overrides)
     assert config.model.dtype == 'bfloat16' and config.batch_size == overrides['batch_size']
     assert target is None or target > 0
+
+
+def test_sweep_prints_a_line_per_config_and_the_table(capsys):
+  rows = [('configs/msggan_digits.py:tiny', {}, 3250),
+          ('configs/began_digits.py:tiny', {}, None)]
+  table = bench.sweep(rows, repeats=1, peak_tflops=1.0).splitlines()
+  lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [(r['config'], r['method'], r['dtype']) for r in lines] == [
+      ('configs/msggan_digits.py:tiny', 'msggan', 'bfloat16'),
+      ('configs/began_digits.py:tiny', 'began', 'bfloat16')]
+  assert len(table) == 4 and '| 3,250 |' in table[2] and '| - |' in table[3]
 
 
 def test_input_pipeline_rate_is_measured_on_the_real_source():
