@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from gans import bench
 
-PER_STEP = ['train.py', '--config', 'configs/msggan_digits.py:tiny',
-            '--config.steps_per_dispatch=1', '--config.log_every=1', '--config.optim.eps=1e-4']
-TINY = PER_STEP + ['--config.num_steps=8']
+RUN = ['train.py', '--config', 'configs/msggan_digits.py:tiny', '--config.steps_per_dispatch=1',
+       '--config.log_every=1', '--config.optim.eps=1e-4', '--config.num_steps=10',
+       '--config.checkpoint_every=5']
 
 
 def losses(workdir):
@@ -28,15 +29,21 @@ def losses(workdir):
   return np.array([[r['d_loss'], r['g_loss'], r['real_score'], r['fake_score']] for r in rows])
 
 
-def test_eight_devices_match_one(tmp_path):
-  one = run_cli(TINY + ['--workdir', str(tmp_path / 'one')])
-  assert one.returncode == 0, one.stderr
-  eight = run_cli(TINY + ['--workdir', str(tmp_path / 'eight')],
+@pytest.fixture(scope='module')
+def one_device_losses(tmp_path_factory):
+  """The reference both tests compare with: the same run on one device, in one process."""
+  workdir = tmp_path_factory.mktemp('one')
+  out = run_cli(RUN + ['--workdir', str(workdir)])
+  assert out.returncode == 0, out.stderr
+  return losses(workdir)
+
+
+def test_eight_devices_match_one(tmp_path, one_device_losses):
+  eight = run_cli(RUN + ['--workdir', str(tmp_path)],
                   env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
   assert eight.returncode == 0, eight.stderr
-  a, b = losses(tmp_path / 'one'), losses(tmp_path / 'eight')
-  assert a.shape == (8, 4)
-  np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  assert one_device_losses.shape == (10, 4)
+  np.testing.assert_allclose(losses(tmp_path), one_device_losses, rtol=2e-4, atol=2e-5)
 
 
 def _free_port():
@@ -45,7 +52,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_train_and_checkpoint(tmp_path):
+def test_two_processes_train_and_checkpoint(tmp_path, one_device_losses):
   """jax.distributed over loopback with gloo, one CPU device per process (see DESIGN.md)."""
   port, workdir = _free_port(), str(tmp_path / 'run')
   procs = []
@@ -53,8 +60,7 @@ def test_two_processes_train_and_checkpoint(tmp_path):
     env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'JAX_NUM_PROCESSES': '2', 'JAX_PROCESS_ID': str(pid),
            'JAX_COORDINATOR_ADDRESS': f'127.0.0.1:{port}'}
     env.pop('XLA_FLAGS', None)
-    cmd = ['timeout', '-s', 'KILL', '240', sys.executable, *PER_STEP, '--workdir', workdir,
-           '--config.num_steps=10', '--config.checkpoint_every=5']
+    cmd = ['timeout', '-s', 'KILL', '240', sys.executable, *RUN, '--workdir', workdir]
     procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True))
   outputs = [p.communicate(timeout=300) for p in procs]
@@ -62,36 +68,47 @@ def test_two_processes_train_and_checkpoint(tmp_path):
     assert p.returncode == 0, err[-3000:]
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '5']
   assert len(losses(workdir)) == 10  # only process 0 writes metrics
-  single = run_cli(PER_STEP + ['--workdir', str(tmp_path / 'single'), '--config.num_steps=10',
-                               '--config.checkpoint_every=5'])
-  assert single.returncode == 0, single.stderr
-  np.testing.assert_allclose(losses(workdir), losses(tmp_path / 'single'), rtol=2e-4, atol=2e-5)
+  np.testing.assert_allclose(losses(workdir), one_device_losses, rtol=2e-4, atol=2e-5)
 
 
 # All-reduced bytes over the trained parameters' bytes: each gradient once, plus statistics.
 # CoGAN's D sees reals and fakes in separate passes (their own BatchNorm batches and dropout
 # masks, spec coupled.md §4 #8), so D's gradients are all-reduced twice (170 of 114 KB).
-@pytest.mark.parametrize('config, max_ratio', [
-    ('configs/msggan_digits.py:tiny', 1.25), ('configs/began_digits.py:tiny', 1.25),
-    ('configs/cogan_digits_negative.py:tiny', 1.6)])
-def test_eight_devices_split_the_work_without_host_round_trips(config, max_ratio):
+MAX_ALL_REDUCED = {'configs/msggan_digits.py:tiny': 1.25, 'configs/began_digits.py:tiny': 1.25,
+                   'configs/cogan_digits_negative.py:tiny': 1.6}
+BENCH = """
+import json, sys
+from gans import bench
+for path in sys.argv[1:]:
+  config = bench.load_config(path, {'batch_size': 16, 'model.dtype': 'float32'})
+  print(json.dumps({'config': path, **bench.benchmark(config, repeats=1)}))
+"""
+
+
+@pytest.fixture(scope='module')
+def bench_on_eight_devices():
+  out = run_cli(['-c', BENCH, *MAX_ALL_REDUCED],
+                env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  assert out.returncode == 0, out.stderr
+  return {r['config']: r for r in map(json.loads, out.stdout.strip().splitlines())}
+
+
+@pytest.mark.parametrize('config', MAX_ALL_REDUCED)
+def test_eight_devices_split_the_work_without_host_round_trips(config, bench_on_eight_devices):
   """Weak scaling by construction: the compiled step on 8 devices does 1/8 of the FLOPs on each
   (G and D(fake) included, not only the real batch), talks by all-reduces only, and never
   stops for the host. Before parallel.shard_batch, z was replicated and every device ran G on
   the whole batch (5.8x the FLOPs, 96.6 vs 333+ img/s on 8 simulated devices); before
   parallel.concat_batch, BEGAN's joined D pass and CoGAN's shared D layers moved rows between
   devices. All-reduced bytes are bounded by the trained parameters' (the gradients)."""
-  args = ['-m', 'gans.bench', '--config', config, '--repeats', '1', '--config.batch_size=16']
-  runs = [run_cli(args, env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}'})
-          for n in (1, 8)]
-  for out in runs:
-    assert out.returncode == 0, out.stderr
-  one, eight = (json.loads(out.stdout.strip().splitlines()[-1]) for out in runs)
+  one = bench.benchmark(bench.load_config(config, {'batch_size': 16, 'model.dtype': 'float32'}),
+                        repeats=1)
+  eight = bench_on_eight_devices[config]
   assert (one['devices'], eight['devices']) == (1, 8)
   assert eight['xla_gflop_per_image'] == pytest.approx(one['xla_gflop_per_image'], rel=0.1)
   assert eight['all_reduces'] > 0 and eight['other_collectives'] == 0
   # Before msggan.joins_d_passes, MSG-GAN's D gradients went twice (1.6x).
-  assert eight['all_reduce_kb'] < max_ratio * eight['trained_parameters_kb']
+  assert eight['all_reduce_kb'] < MAX_ALL_REDUCED[config] * eight['trained_parameters_kb']
   assert one['host_transfers'] == eight['host_transfers'] == 0
 
 
