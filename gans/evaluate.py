@@ -1,7 +1,8 @@
 """Metrics of a trained generator against its dataset: FID, KID, IS, precision/recall.
 
 The generated side: `num_samples` latents from a fixed seed, the EMA generator, the method's
-eval sets (`eval_sets` hook; MSG-GAN adds one set per lower scale), quantised to uint8, through
+eval sets (`eval_sets` hook; MSG-GAN adds one set per lower scale; coupled models are scored
+once per domain, `eval_domains`, against that domain's stream), quantised to uint8, through
 the extractor: one jitted computation per batch, the batch sharded over every device of every
 process. The batch count is rounded up and the surplus rows dropped, so exactly num_samples
 images are scored. The real side goes through the same quantise -> extractor path, read from
@@ -60,10 +61,10 @@ def stats_dir(options):
       os.path.expanduser('~'), '.cache', 'gans', 'stats')
 
 
-def _sets(method, config, images, real):
+def _sets(method, config, images, real, domain=None):
   hook = getattr(method, 'real_eval_sets' if real else 'eval_sets', None)
   if hook:
-    return hook(config, images)
+    return hook(config, images) if domain is None else hook(config, images, domain)
   if not hasattr(images, 'shape'):
     raise UserError(f'{config.method} generates {type(images).__name__}s, not images: it needs '
                     'an eval_sets hook (see gans/methods/__init__.py) to be evaluated')
@@ -75,7 +76,7 @@ def _batch(options, mesh):
   return -(-options.batch_size // n) * n
 
 
-def _extract_fn(method, config, extractor, mesh, batch, real, extra_sets=True):
+def _extract_fn(method, config, extractor, mesh, batch, real, extra_sets=True, domain=None):
   """jit(state, params, x) -> {set: (features, logits)}, replicated out; x = images or key."""
   sharding = parallel.batch_sharding(mesh)
 
@@ -85,7 +86,7 @@ def _extract_fn(method, config, extractor, mesh, batch, real, extra_sets=True):
     else:
       z = jax.lax.with_sharding_constraint(method.sample_latents(config, x, batch), sharding)
       images = method.generate(config, state, z)
-    sets = _sets(method, config, images, real)
+    sets = _sets(method, config, images, real, domain)
     sets = {k: v for k, v in sets.items() if extra_sets or not k}
     return {name: extractor.apply(params, extractors.quantize(s)) for name, s in sets.items()}
 
@@ -150,30 +151,40 @@ def _everyone(flag):
   return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
 
 
-def reference_features(method, config, extractor, mesh, options):
-  """(FeatureSet, description, cache path) of the run's dataset, cached per dataset, split,
-  resolution and extractor."""
+def domains(method, config):
+  """The image domains a method is scored in: (None,) for one, else its eval_domains."""
+  return tuple(method.eval_domains(config)) if hasattr(method, 'eval_domains') else (None,)
+
+
+def reference_features(method, config, extractor, mesh, options, domain=None):
+  """(FeatureSet, description, cache path) of the run's dataset (of `domain`'s stream), cached
+  per dataset, split, resolution and extractor."""
   r, _, c = method.image_shape(config)
   source = method.sources(config)
+  if domain is not None:
+    source = source[domain]
   if not hasattr(source, 'resolution'):
     raise UserError(f'{config.method} trains on several data streams; its evaluation needs '
-                    'its own real_eval_sets (see gans/methods/__init__.py)')
+                    'eval_domains (see gans/methods/__init__.py)')
   n = len(source) if options.num_real <= 0 else min(options.num_real, len(source))
   split = config.data.get('split', 'train') if config.data.name != 'folder' else 'all'
   description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
                  f'({"full split" if n == len(source) else "subset"}), no flips')
+  if domain is not None:
+    description = f'domain {domain}: {description}'
+
   identity = {k: v for k, v in extractor.info.items() if k != 'weights'}  # digest, not path
   key = json.dumps([source.name, config.data.get('path', ''), config.data.get('data_dir'),
                     split, r, c, config.data.get('center_crop', 0),
                     config.data.get('percentage', 100.0), n, extractor.name, identity,
-                    getattr(method, '__name__', '')], sort_keys=True)
+                    getattr(method, '__name__', ''), domain], sort_keys=True)
   name = (f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}_n{n}_'
           f'{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
   path = os.path.join(stats_dir(options), name)
   if _everyone(os.path.exists(path)):
     return _load(path), description, path
   batch = _batch(options, mesh)
-  fn = _extract_fn(method, config, extractor, mesh, batch, real=True)
+  fn = _extract_fn(method, config, extractor, mesh, batch, real=True, domain=domain)
   sharding = parallel.batch_sharding(mesh)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   collector = _Collector()
@@ -188,13 +199,15 @@ def reference_features(method, config, extractor, mesh, options):
   return result, description, path
 
 
-def generated_features(method, config, state, extractor, mesh, options):
-  """FeatureSet of exactly options.num_samples EMA-generator samples (surplus rows dropped).
+def generated_features(method, config, state, extractor, mesh, options, domain=None):
+  """FeatureSet of exactly options.num_samples EMA-generator samples (surplus rows dropped),
+  of `domain` for a method with several.
 
   The reals always get every set (the cache stays complete); the samples only when scored."""
   batch = _batch(options, mesh)
   extra = options.per_scale and 'fid' in options.metrics
-  fn = _extract_fn(method, config, extractor, mesh, batch, real=False, extra_sets=extra)
+  fn = _extract_fn(method, config, extractor, mesh, batch, real=False, extra_sets=extra,
+                   domain=domain)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   base = jax.random.PRNGKey(options.seed)
   collector = _Collector()
@@ -246,16 +259,21 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   mesh = parallel.make_mesh()
   metrics = parse_metrics(options.metrics)
   t0 = time.time()
-  real, reference, cache = reference_features(method, config, extractor, mesh, options)
-  fake = generated_features(method, config, state, extractor, mesh, options)
-  results = scores(metrics, real, fake, extractor.suffix, options, reference)
+  results, caches = {}, []
+  for domain in domains(method, config):  # coupled models: every metric per domain, as _a, _b
+    real, reference, cache = reference_features(method, config, extractor, mesh, options, domain)
+    fake = generated_features(method, config, state, extractor, mesh, options, domain)
+    out = scores(metrics, real, fake, extractor.suffix, options, reference)
+    results.update(out if domain is None else {f'{k}_{domain}': v for k, v in out.items()})
+    caches.append(cache)
   for entry in results.values():
     entry['extractor'] = extractor.name
   rule = 'latest' if step is None else 'asked for'
   step = int(parallel.to_host(state.step))
   record = {'step': step, 'checkpoint': rule,
             'generator': 'EMA', 'seed': options.seed, 'metrics': results,
-            'extractors': {extractor.name: extractor.info}, 'reference_cache': cache,
+            'extractors': {extractor.name: extractor.info},
+            'reference_cache': caches[0] if len(caches) == 1 else caches,
             'seconds': round(time.time() - t0, 1)}
   if write and jax.process_index() == 0:
     record = _merge(os.path.join(workdir, 'eval', f'{step}.json'), record)
@@ -264,7 +282,7 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
 
 def scoreable(method):
   """Whether eval.py runs FID & co. by default: the method names its image sets (eval_sets).
-  Coupled models are judged by pair agreement instead, the classifier by accuracy."""
+  The classifier is judged by its accuracy alone."""
   return hasattr(method, 'eval_sets')
 
 

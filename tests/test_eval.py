@@ -176,18 +176,52 @@ def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
   np.testing.assert_allclose(figures.slerp(0.5, a, a), a, atol=1e-5)  # parallel: lerp
 
 
-def test_method_scores_pair_agreement_and_logged_scalars(tmp_path):
-  """eval.py's own numbers for a coupled run: pair agreement from the method's evaluate hook
-  and the logged losses, written into eval/<step>.json."""
+@pytest.fixture(scope='module')
+def coupled_workdir(tmp_path_factory):
+  """A 5-step CoGAN run on digits / negative digits."""
   from configs import cogan_digits_negative
-  from gans import evaluate as evaluate_lib
   from gans import trainer
+  path = str(tmp_path_factory.mktemp('cogan'))
   config = cogan_digits_negative.get_config('tiny')
   config.num_steps = 5
   config.steps_per_dispatch = config.log_every = config.checkpoint_every = config.sample_every = 5
-  trainer.train(config, str(tmp_path))
-  record = evaluate_lib.method_scores(str(tmp_path))
+  trainer.train(config, path)
+  return path
+
+
+def test_method_scores_pair_agreement_and_logged_scalars(coupled_workdir):
+  """eval.py's own numbers for a coupled run: pair agreement from the method's evaluate hook
+  and the logged losses, written into eval/<step>.json."""
+  from gans import evaluate as evaluate_lib
+  record = evaluate_lib.method_scores(coupled_workdir)
   assert 0.0 <= record['metrics']['pixel_agreement']['value'] <= 1.0
   assert record['metrics']['d_loss_logged']['reference'] == 'metrics.jsonl, step 5'
-  with open(tmp_path / 'eval' / '5.json') as f:
+  with open(os.path.join(coupled_workdir, 'eval', '5.json')) as f:
     assert 'pixel_agreement' in json.load(f)['metrics']
+
+
+def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_workdir,
+                                                                    classifier_dir, tmp_path):
+  """Every metric once per domain (fid_classifier_a, ..._b), each against its own reals: the
+  reference features of domain b are those of the negated digits, and domain b's samples are
+  G_b's (generate()[1])."""
+  import jax
+  from gans import evaluate, methods, parallel, trainer
+  from gans.metrics import extractors
+  ext = extractors.classifier(classifier_dir)
+  record = evaluate.evaluate(coupled_workdir, ext, options(tmp_path, num_samples=32))
+  assert {k for k in record['metrics'] if 'classifier' in k} == {
+      f'{m}_classifier_{d}' for d in 'ab' for m in ('fid', 'kid', 'is', 'precision', 'recall')}
+  assert record['metrics']['fid_classifier_b']['reference'].startswith('domain b: ')
+  assert len(record['reference_cache']) == 2
+  config, state = trainer.load(coupled_workdir)
+  method, mesh, opts = methods.get('cogan'), parallel.make_mesh(), options(tmp_path)
+  source = method.sources(config)['b']
+  real, _, _ = evaluate.reference_features(method, config, ext, mesh, opts, 'b')
+  direct = ext.apply(ext.params, extractors.quantize(source[np.arange(16)] / 127.5 - 1.0))[0]
+  np.testing.assert_allclose(real.features[:16], direct, rtol=1e-4, atol=1e-5)
+  fake = evaluate.generated_features(method, config, state, ext, mesh, opts, 'b')
+  z = method.sample_latents(config, jax.random.fold_in(jax.random.PRNGKey(opts.seed), 0), 16)
+  x_b = method.generate(config, state, z)[1]
+  np.testing.assert_allclose(fake.features[:16], ext.apply(ext.params, extractors.quantize(x_b))[0],
+                             rtol=1e-3, atol=1e-4)

@@ -34,6 +34,10 @@ as one image set, against sources(config), which must then be one image source):
       one per lower output scale)
   real_eval_sets(config, images) -> {name: images}   the same names from a batch of real
       images in [-1, 1] at image_shape(), e.g. the reals downsampled to each scale
+  eval_domains(config) -> names             a generator of several image domains (CoGAN's a
+      and b): each name is a key of sources(config), the metrics are computed per domain
+      against that stream and reported with _<name> appended, and the two hooks above take
+      the domain as a third argument
 """
 import importlib
 

@@ -450,6 +450,22 @@ def generate(config, state: TrainState, z):
   return out[0], out[1]
 
 
+def eval_domains(config):
+  """FID & co. per domain, each against its own stream of reals (metrics.md §6)."""
+  del config
+  return ('a', 'b')
+
+
+def eval_sets(config, outputs, domain):
+  del config
+  return {'': outputs['ab'.index(domain)]}
+
+
+def real_eval_sets(config, images, domain):
+  del config, domain
+  return {'': images}
+
+
 def forward_flops(config):
   """Forward FLOPs of G (one z, both domains' images) and of D (one image of each domain),
   from the layer shapes: shared layers count once in G and twice in D, as they run."""
