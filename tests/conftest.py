@@ -6,6 +6,17 @@ import sys
 import pytest
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# The suite is compile-bound: LLVM's lowest optimisation level compiles the tiny steps about a
+# quarter faster, for slower code the tests barely run. Every process the tests start gets it
+# too (run_cli), so runs that are compared are compiled alike. Never set outside the tests.
+FAST_COMPILE = '--xla_backend_optimization_level=0'
+
+
+def with_fast_compile(flags):
+  return flags if FAST_COMPILE in flags else f'{flags} {FAST_COMPILE}'.strip()
+
+
+os.environ['XLA_FLAGS'] = with_fast_compile(os.environ.get('XLA_FLAGS', ''))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One compilation cache for the test process and the CLIs it starts: most tests compile the
 # same tiny steps, and a cache hit is the same executable, so results do not change.
@@ -30,6 +41,7 @@ def tiny_config(**overrides):
 def run_cli(args, env=None, timeout=300):
   """Run a CLI of the repo in a fresh process; returns CompletedProcess with text output."""
   full_env = {**os.environ, 'JAX_PLATFORMS': 'cpu', **(env or {})}
+  full_env['XLA_FLAGS'] = with_fast_compile(full_env.get('XLA_FLAGS', ''))
   return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
                         text=True, timeout=timeout)
 
