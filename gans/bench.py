@@ -194,17 +194,13 @@ SWEEP = (
 )
 
 
-def _config_module(path):
-  path, _, variant = path.partition(':')
-  spec = importlib.util.spec_from_file_location('bench_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant) if variant else module.get_config()
-
-
 def load_config(path, overrides):
   """A SWEEP row's config ('FILE[:variant]'), in bfloat16 compute, with its overrides."""
-  config = _config_module(path)
+  file, _, variant = path.partition(':')
+  spec = importlib.util.spec_from_file_location('bench_config', file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(variant)
   config.model.dtype = 'bfloat16'
   config.update_from_flattened_dict(overrides)
   return config
