@@ -1,9 +1,11 @@
 """Image sources: digits, folders, TFDS (mocked, plus one real array_record build)."""
 
+import gzip
 import io
 import json
 import logging
 import math
+import re
 
 import ml_collections
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gans.data import ImageSource, make_source
-from gans.data.sources import prepare_image
+from gans.data.sources import TfdsSource, prepare_image
 from gans.errors import UserError
 
 
@@ -96,6 +98,26 @@ def test_prepare_center_crop_and_inputs():
                                 prepare_image(Image.fromarray(array), 8, 3))
 
 
+def test_folder_16_bit_png_is_scaled_not_clipped(tmp_path):
+  deep = _RNG.integers(0, 65536, (9, 9), np.uint16)
+  _png(tmp_path / 'deep.png', deep)  # a 16-bit greyscale PNG: PIL opens it as mode I;16
+  assert Image.open(tmp_path / 'deep.png').mode == 'I;16'
+  expected = (deep >> 8).astype(np.uint8)  # the high byte, as PIL decodes 16-bit RGB PNGs
+  for channels in (1, 3):
+    image = make_source(_config('folder', path=str(tmp_path)), 9, channels)[np.array([0])][0]
+    np.testing.assert_array_equal(image, np.repeat(expected[..., None], channels, -1))
+
+
+@pytest.mark.parametrize('array,expected', [
+    (np.array([[0, 255, 256, 65535]], np.uint16), [0, 0, 1, 255]),  # mode I;16
+    (np.array([[-5, 511, 65535, 70000]], np.int32), [0, 1, 255, 255]),  # mode I, as 16-bit
+    (np.array([[-0.5, 0.0, 0.5, 1.0]], np.float32), [0, 0, 128, 255]),  # mode F, as [0, 1]
+], ids=['I;16', 'I', 'F'])
+def test_prepare_scales_deep_images_to_8_bits(array, expected):
+  image = np.repeat(array, 4, axis=0)
+  np.testing.assert_array_equal(prepare_image(image, 4, 1)[0, :, 0], expected)
+
+
 # --- folder -------------------------------------------------------------------------------
 
 
@@ -149,6 +171,26 @@ def test_folder_mostly_bad_is_an_error(tmp_path):
     make_source(_config('folder', path=str(tmp_path)), 8, 3)
 
 
+def test_folder_images_over_pils_pixel_limit(tmp_path, monkeypatch, caplog):
+  """PIL refuses images over 2 * MAX_IMAGE_PIXELS as possible decompression bombs (400 MP
+  photos in practice); a lowered limit makes 32 x 32 test images count as such."""
+  monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 500)
+  for i in range(3):
+    _png(tmp_path / f'{i}.png', _rgb(16, 16))
+  _png(tmp_path / 'huge.png', _rgb(32, 32))
+  with caplog.at_level(logging.WARNING):
+    assert len(make_source(_config('folder', path=str(tmp_path)), 8, 3)) == 3
+  assert re.search(r'skipped 1 of 4 images that are too large to decode.*huge\.png.*1024 pixels'
+                   r'.*downscale', caplog.text)
+  assert 'could not be read' not in caplog.text
+  for i in range(3):
+    _png(tmp_path / f'{i}.png', _rgb(32, 32))
+  with pytest.raises(UserError, match=r"^4 of 4 images in .* are too large to decode.*0\.png.*"
+                                      r'1024 pixels.*downscale[^\n]*$') as error:
+    make_source(_config('folder', path=str(tmp_path)), 8, 3)
+  assert 'could not be read' not in str(error.value)
+
+
 # --- TFDS ---------------------------------------------------------------------------------
 
 
@@ -184,6 +226,23 @@ def test_tfds_not_prepared_fails_fast_without_download(tmp_path):
     make_source(_config('mnist', data_dir=str(tmp_path)), 8, 1)
 
 
+def _default_data_dir(monkeypatch, path):
+  """TFDS's default data_dir (TFDS_DATA_DIR or ~/tensorflow_datasets, read at import) -> path."""
+  monkeypatch.setattr(tfds.core.constants, 'DATA_DIR', str(path))
+
+
+def test_tfds_not_prepared_without_data_dir(tmp_path, monkeypatch):
+  """With no data_dir, tfds.data_source asks for array_record and TFDS 4.9 then raises a
+  KeyError (no splits) rather than the NotImplementedError it raises with one."""
+  _default_data_dir(monkeypatch, tmp_path)
+  expected = (rf"^TFDS dataset 'cifar10' is not prepared in {re.escape(str(tmp_path))}/cifar10/"
+              r'.*`tfds build cifar10 --file_format=array_record`[^\n]*$')
+  with pytest.raises(UserError, match=expected):
+    make_source(_config('cifar10', data_dir=None), 8, 3)
+  with pytest.raises(UserError, match=expected):
+    TfdsSource('cifar10', 8, 3)
+
+
 class GansTestTinyImages(tfds.core.GeneratorBasedBuilder):
   """A real (unmocked) array_record dataset of PNG-encoded images; builds without TF."""
 
@@ -203,7 +262,7 @@ class GansTestTinyImages(tfds.core.GeneratorBasedBuilder):
       yield str(i), {'image': buffer.getvalue()}
 
 
-def test_tfds_real_array_record(tmp_path):
+def test_tfds_real_array_record(tmp_path, monkeypatch):
   GansTestTinyImages(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
   source = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)
   assert len(source) == 6
@@ -219,11 +278,20 @@ def test_tfds_real_array_record(tmp_path):
   assert len(half) == 3
   with pytest.raises(UserError, match="split 'trainA'.*train"):
     make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='trainA'), 4, 1)
+  # TFDS's default data_dir, read through the array_record request tfds.data_source then adds.
+  _default_data_dir(monkeypatch, tmp_path)
+  assert len(make_source(_config('gans_test_tiny_images'), 4, 1)) == 6
+  # A KeyError from a prepared dataset is a bug somewhere, not "not prepared": kept as it is.
+  with monkeypatch.context() as patch:
+    patch.setattr(tfds, 'data_source', lambda *a, **k: {}['bug'])
+    with pytest.raises(KeyError, match='bug'):
+      make_source(_config('gans_test_tiny_images'), 4, 1)
   # The same files declared as tfrecord (what `tfds build` writes by default) need TensorFlow.
   info = next(tmp_path.glob('gans_test_tiny_images/*/dataset_info.json'))
   info.write_text(json.dumps({**json.loads(info.read_text()), 'fileFormat': 'tfrecord'}))
-  with pytest.raises(UserError, match='tfrecord.*convert_format'):
-    make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)
+  for data_dir in (str(tmp_path), None):  # NotImplementedError with one, ValueError without
+    with pytest.raises(UserError, match='tfrecord.*convert_format'):
+      make_source(_config('gans_test_tiny_images', data_dir=data_dir), 4, 1)
 
 
 def _write_idx(directory, prefix, images, labels):
@@ -246,3 +314,60 @@ def test_idx_files_read_as_mnist(tmp_path):
   np.testing.assert_array_equal(source.labels(), labels)
   with pytest.raises(UserError, match='no train-images-idx3-ubyte'):
     make_source(_config('idx', path=str(tmp_path)), 28, 1)
+
+
+def _idx(magic, shape, data=None):
+  """An IDX file's bytes: magic, big-endian sizes, then the data (zeros of the header's size)."""
+  data = bytes(math.prod(shape)) if data is None else data
+  return magic.to_bytes(4, 'big') + b''.join(v.to_bytes(4, 'big') for v in shape) + data
+
+
+def _flip(data, at):
+  """`data` with 8 bytes inverted from `at`: in a gzip file, 10 hits the first deflate block's
+  header (zlib.error), the middle of a stored block the data (a CRC mismatch, BadGzipFile)."""
+  return data[:at] + bytes(255 - b for b in data[at:at + 8]) + data[at + 8:]
+
+
+_IMAGES = _idx(0x803, (5, 28, 28), _RNG.bytes(5 * 28 * 28))
+
+
+@pytest.mark.parametrize('name,data,problem', [
+    ('.gz', _RNG.bytes(3000), 'is not a complete gzip file'),
+    ('', _RNG.bytes(3000), r'is not an MNIST images file: it starts with 0x\w{8}, not 0x00000803'),
+    ('', b'', r'is truncated: 0 bytes, shorter than its 16-byte IDX header'),
+    ('.gz', gzip.compress(b''), r'is truncated: 0 bytes, shorter than its 16-byte IDX header'),
+    ('.gz', gzip.compress(_IMAGES[:10]), 'is truncated: 10 bytes, shorter than its 16-byte'),
+    ('.gz', gzip.compress(_IMAGES)[:-100], 'is not a complete gzip file'),
+    ('.gz', _flip(gzip.compress(_IMAGES), 10), 'is not a complete gzip file'),
+    ('.gz', _flip(gzip.compress(_IMAGES), 2000), 'is not a complete gzip file'),
+    ('.gz', gzip.compress(_idx(0x801, (5, 28, 28))),
+     'is not an MNIST images file: it starts with 0x00000801, not 0x00000803'),
+    ('.gz', gzip.compress(_idx(0x803, (5, 28, 27), _IMAGES[16:])),
+     r'is longer than its header says: its header announces 5 images of 28x27 \(3796 bytes\) '
+     r'but it holds 3936'),
+    ('.gz', gzip.compress(_IMAGES[:16 + 3 * 28 * 28]),
+     r'is truncated: its header announces 5 images of 28x28 \(3936 bytes\) but it holds 2368'),
+    ('.gz', gzip.compress(_idx(0x803, (0, 28, 28))),
+     'holds no images: its header announces 0 images of 28x28'),
+], ids=['not gzip', 'random bytes', 'empty', 'empty gzip', 'cut header', 'cut gzip',
+        'corrupt gzip', 'bad crc', 'labels magic', 'wrong dims', 'cut at an image', 'no images'])
+def test_idx_bad_images_file(tmp_path, name, data, problem):
+  file = tmp_path / f'train-images-idx3-ubyte{name}'
+  file.write_bytes(data)
+  with pytest.raises(UserError, match=rf'^{re.escape(str(file))} {problem}[^\n]*$'):
+    make_source(_config('idx', path=str(tmp_path)), 28, 1)
+
+
+@pytest.mark.parametrize('data,problem', [
+    (_idx(0x803, (5,)), 'is not an MNIST labels file: it starts with 0x00000803, not '
+                        '0x00000801'),
+    (_idx(0x801, (5,))[:-2], r'is truncated: its header announces 5 labels \(13 bytes\)'),
+    (_idx(0x801, (4,)), r'announces 4 labels for the 5 images of .*train-images-idx3-ubyte\.gz'),
+], ids=['images magic', 'cut', 'count'])
+def test_idx_bad_labels_file(tmp_path, data, problem):
+  (tmp_path / 'train-images-idx3-ubyte.gz').write_bytes(gzip.compress(_IMAGES))
+  file = tmp_path / 'train-labels-idx1-ubyte'
+  file.write_bytes(data)
+  source = make_source(_config('idx', path=str(tmp_path)), 28, 1)
+  with pytest.raises(UserError, match=rf'^{re.escape(str(file))} {problem}[^\n]*$'):
+    source.labels()

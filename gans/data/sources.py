@@ -5,11 +5,12 @@ so the feeding code never sees a decoder. Sources are random access (`source[ind
 because the trainer draws its own deterministic per-epoch permutations; there is no iterator
 state to checkpoint.
 
-Images go through one path (`prepare_image`): to PIL, convert to 'L' or 'RGB' (grey, RGBA
-and palette files all work; 3 -> 1 is PIL's ITU-R 601 luma, round(0.299R + 0.587G + 0.114B);
-1 -> 3 repeats), optional centre crop, bilinear resize to R x R (aspect ratio not kept, as in
-the reference code). TensorFlow Datasets is imported only for TFDS names, so digits and
-folders also work where it is not installed.
+Images go through one path (`prepare_image`): to PIL, scale 16-bit, 32-bit int and float
+samples to 8 bits, convert to 'L' or 'RGB' (grey, RGBA and palette files all work; 3 -> 1 is
+PIL's ITU-R 601 luma, round(0.299R + 0.587G + 0.114B); 1 -> 3 repeats), optional centre crop,
+bilinear resize to R x R (aspect ratio not kept, as in the reference code). TensorFlow
+Datasets is imported only for TFDS names, so digits and folders also work where it is not
+installed.
 """
 
 import concurrent.futures
@@ -21,7 +22,9 @@ import math
 import os
 import pathlib
 import re
+import zlib
 
+from etils import epath
 import numpy as np
 from PIL import Image
 
@@ -31,7 +34,9 @@ _IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp'})
 _KNOWN_TFDS = ('mnist', 'fashion_mnist', 'svhn_cropped', 'cifar10', 'celeb_a',
                'oxford_flowers102', 'lsun/<scene>', 'cycle_gan/<pair>')
 # PIL's bad-file errors: truncated data is OSError, broken PNG chunks SyntaxError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError)
+# Unsigned-byte IDX files: 0x0000, type 0x08, then the number of dimensions.
+_IDX_MAGIC = {'images': 0x00000803, 'labels': 0x00000801}
 
 
 def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -> np.ndarray:
@@ -45,7 +50,7 @@ def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -
   elif not isinstance(image, Image.Image):
     array = np.asarray(image)
     image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
-  image = image.convert('L' if channels == 1 else 'RGB')
+  image = _eight_bit(image).convert('L' if channels == 1 else 'RGB')
   if center_crop:
     width, height = image.size
     size = min(center_crop, width, height)
@@ -54,6 +59,22 @@ def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -
   if image.size != (resolution, resolution):
     image = image.resize((resolution, resolution), Image.BILINEAR)
   return np.asarray(image, np.uint8).reshape(resolution, resolution, channels)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+  """`image` with 8-bit samples: PIL's convert('L'/'RGB') clips 16-bit, 32-bit int and float
+  samples to 0..255 rather than scaling them, which whitens a 16-bit greyscale PNG.
+
+  Integer modes ('I;16*', what PIL makes of 16-bit greyscale PNGs, and 'I') are taken as
+  16-bit and keep their high byte: that is what PIL itself keeps of 16-bit RGB(A) PNGs, so the
+  grey and colour files of one picture agree (round(v / 257) would differ by 1 at times).
+  Floats ('F') are taken as [0, 1], the convention of float image arrays.
+  """
+  if image.mode == 'F':
+    return Image.fromarray(np.round(np.clip(np.asarray(image), 0, 1) * 255).astype(np.uint8))
+  if image.mode.startswith('I'):
+    return Image.fromarray((np.clip(np.asarray(image), 0, 65535) >> 8).astype(np.uint8))
+  return image
 
 
 @functools.cache
@@ -176,30 +197,23 @@ class IdxSource(ImageSource):
 
   def __init__(self, path: str, resolution: int, channels: int, split: str = 'train',
                percentage: float = 100.0, center_crop: int = 0):
-    prefix = 't10k' if split == 'test' else split
-    images = self._read(path, f'{prefix}-images-idx3-ubyte', 16)
-    rows = int.from_bytes(images[8:12].tobytes(), 'big'), int.from_bytes(images[12:16].tobytes(), 'big')
-    images = images[16:].reshape(-1, *rows)
+    self._path, self._prefix = path, 't10k' if split == 'test' else split
+    self._images_file = self._find(f'{self._prefix}-images-idx3-ubyte')
+    images = _read_idx(self._images_file, 'images')
     n = _first_fraction(len(images), percentage)
-    self.name, self.resolution, self.channels = f'idx:{prefix}', resolution, channels
+    self.name, self.resolution, self.channels = f'idx:{self._prefix}', resolution, channels
     self._images = np.stack([prepare_image(x, resolution, channels, center_crop)
                              for x in images[:n]])
     self._images.flags.writeable = False
-    self._path, self._prefix, self._n = path, prefix, n
+    self._n, self._count = n, len(images)
 
-  @staticmethod
-  def _read(path, stem, header):
-    for name in (stem + '.gz', stem):
-      file = os.path.join(os.path.expanduser(path), name)
-      if os.path.exists(file):
-        opener = gzip.open if name.endswith('.gz') else open
-        with opener(file, 'rb') as f:
-          raw = np.frombuffer(f.read(), np.uint8)
-        if len(raw) < header:
-          raise UserError(f'{file} is truncated')
-        return raw
-    raise UserError(f'no {stem}[.gz] in {path!r}; data.name=idx needs --config.data.path=DIR '
-                    'holding MNIST-format files, and data.split=train|t10k')
+  def _find(self, stem: str) -> epath.Path:
+    root = epath.Path(self._path).expanduser()
+    for file in (root / f'{stem}.gz', root / stem):
+      if file.exists():
+        return file
+    raise UserError(f'no {stem}[.gz] in {self._path!r}; data.name=idx needs '
+                    '--config.data.path=DIR holding MNIST-format files, and data.split=train|t10k')
 
   def __len__(self) -> int:
     return self._n
@@ -211,25 +225,100 @@ class IdxSource(ImageSource):
     return self._images
 
   def labels(self) -> np.ndarray:
-    return self._read(self._path, f'{self._prefix}-labels-idx1-ubyte', 8)[8:8 + self._n].astype(
-        np.int32)
+    file = self._find(f'{self._prefix}-labels-idx1-ubyte')
+    labels = _read_idx(file, 'labels')
+    if len(labels) != self._count:
+      raise UserError(f'{file} announces {len(labels)} labels for the {self._count} images of '
+                      f'{self._images_file}; use the labels file of the same download')
+    return labels[:self._n].astype(np.int32)
 
 
-def _check_image(path: str) -> bool:
-  """True when the file decodes completely (`verify()` alone misses truncation)."""
+def _read_idx(file: epath.Path, kind: str) -> np.ndarray:
+  """The uint8 array of an IDX `kind` file ('images' or 'labels'), checked against its header.
+
+  The header is the magic number and one big-endian uint32 size per dimension. The byte count
+  must match the sizes exactly: a download cut at an image boundary would otherwise load as a
+  smaller dataset without a word.
+  """
+  raw, magic = _gunzipped(file), _IDX_MAGIC[kind]
+  header = 4 + 4 * (magic & 0xFF)
+  if len(raw) < header:
+    raise UserError(f'{file} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX '
+                    'header; download it again')
+  found = int.from_bytes(raw[:4], 'big')
+  if found != magic:
+    raise UserError(f'{file} is not an MNIST {kind} file: it starts with 0x{found:08x}, not '
+                    f'0x{magic:08x}; check the files in data.path')
+  shape = tuple(int.from_bytes(raw[i:i + 4], 'big') for i in range(4, header, 4))
+  size = header + math.prod(shape)
+  dims = f' of {shape[1]}x{shape[2]}' if kind == 'images' else ''
+  announced = f'{shape[0]} {kind}{dims} ({size} bytes)'
+  if not all(shape):
+    raise UserError(f'{file} holds no {kind}: its header announces {announced}')
+  if len(raw) != size:
+    problem = 'is truncated' if len(raw) < size else 'is longer than its header says'
+    raise UserError(f'{file} {problem}: its header announces {announced} but it holds '
+                    f'{len(raw)}; download it again')
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _gunzipped(file: epath.Path) -> bytes:
+  """The file's bytes, decompressed when its name ends in .gz. Damage shows as EOFError (cut
+  short), zlib.error (broken deflate data) or BadGzipFile (not gzip, or a CRC mismatch)."""
+  data = file.read_bytes()
+  if file.suffix != '.gz':
+    return data
+  try:
+    return gzip.decompress(data)
+  except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+    raise UserError(f'{file} is not a complete gzip file ({e}); download it again') from e
+
+
+_UNREADABLE = 'could not be read', 'check that the folder holds valid image files'
+_TOO_LARGE = ('are too large to decode safely',
+              'downscale them: PIL refuses such images as possible decompression bombs')
+
+
+def _problem(path: str) -> tuple[tuple[str, str], str] | None:
+  """Why the file cannot be used, as (_UNREADABLE or _TOO_LARGE, what to show of it), or None
+  when it decodes completely (`verify()` alone misses truncation).
+
+  PIL's decompression-bomb guard refuses files over 2 * Image.MAX_IMAGE_PIXELS (179 M pixels)
+  before decoding; those are real images, kept apart so that the remedy is the right one.
+  """
   try:
     with Image.open(path) as image:
       image.load()
-    return True
+    return None
+  except Image.DecompressionBombError as e:  # 'Image size (N pixels) exceeds limit of M pixels'
+    return _TOO_LARGE, f'{path}: {str(e).split(",")[0]}'
   except _DECODE_ERRORS:
-    return False
+    return _UNREADABLE, path
+
+
+def _usable(root: pathlib.Path, files: list[str]) -> list[str]:
+  """The files that decode. The others are skipped with one warning per kind of problem, or,
+  when they are the majority, refused in one line that names each kind."""
+  problems = list(_pool().map(_problem, files))
+  bad = {}  # (what, remedy) -> what to show of each such file
+  for kind, shown in filter(None, problems):
+    bad.setdefault(kind, []).append(shown)
+  if 2 * sum(map(len, bad.values())) > len(files):
+    raise UserError('; '.join(f'{len(shown)} of {len(files)} images in {str(root)!r} {what} '
+                              f'(first: {shown[0]}); {remedy}'
+                              for (what, remedy), shown in bad.items()))
+  for (what, remedy), shown in bad.items():
+    logging.getLogger(__name__).warning('skipped %d of %d images that %s (first: %s); %s',
+                                        len(shown), len(files), what, shown[0], remedy)
+  return [f for f, problem in zip(files, problems) if problem is None]
 
 
 class FolderSource(_DecodingSource):
   """Image files under a folder, recursively (flat, or one sub-folder per class).
 
-  Every file is decoded once at construction; unreadable ones are skipped with a warning
-  so one bad download does not stop a long run mid-epoch, but a mostly-bad folder is an error.
+  Every file is decoded once at construction; unreadable ones, and ones too large for PIL to
+  decode, are skipped with a warning so one bad download does not stop a long run mid-epoch,
+  but a mostly-bad folder is an error.
   `percentage` selects from the sorted file list before that check, so a small fraction of a
   huge folder is cheap to open.
   """
@@ -247,18 +336,9 @@ class FolderSource(_DecodingSource):
       raise UserError(f'image folder {str(root)!r} has no images '
                       f'({", ".join(sorted(_IMAGE_SUFFIXES))}); check --config.data.path')
     files = files[:_first_fraction(len(files), percentage)]
-    readable = list(_pool().map(_check_image, files))
-    bad = [f for f, ok in zip(files, readable) if not ok]
-    if 2 * len(bad) > len(files):
-      raise UserError(f'{len(bad)} of {len(files)} images in {str(root)!r} could not be read '
-                      f'(first: {bad[0]}); check that the folder holds valid image files')
-    if bad:
-      logging.getLogger(__name__).warning(
-          'skipped %d of %d images that could not be read: first: %s', len(bad), len(files),
-          bad[0])
     self.name, self.resolution, self.channels = f'folder:{root}', resolution, channels
     self.center_crop = center_crop
-    self._files = [f for f, ok in zip(files, readable) if ok]
+    self._files = _usable(root, files)
     self._root = root
 
   def labels(self) -> np.ndarray:
@@ -325,22 +405,39 @@ def _open_tfds(name: str, split: str, data_dir: str | None):
   except tfds.core.registered.DatasetNotFoundError as e:
     raise UserError(f'unknown TFDS dataset {name!r}; known image datasets include '
                     f'{", ".join(_KNOWN_TFDS)} (or data.name=digits|folder)') from e
-  except NotImplementedError as e:
-    # Raised both when nothing is prepared and when it was prepared as tfrecord (the default
-    # of `tfds build`), which only TensorFlow can read.
+  except (NotImplementedError, KeyError, ValueError, AssertionError) as e:
+    unreadable = _unreadable_tfds(tfds, name, data_dir)
+    if unreadable:
+      raise UserError(unreadable) from e
+    if isinstance(e, (ValueError, AssertionError)):  # unknown config, version or split
+      raise UserError(f'TFDS cannot open {name!r} split {split!r}: '
+                      f'{str(e).strip().splitlines()[0]}') from e
+    raise
+
+
+def _unreadable_tfds(tfds, name: str, data_dir: str | None) -> str | None:
+  """Why TFDS cannot read dataset `name` at all (not prepared, or prepared in a format with no
+  random access), or None when it could.
+
+  The builder's state decides, not the exception's type: with a data_dir TFDS 4.9 raises
+  NotImplementedError for both, but without one `tfds.data_source` asks for array_record and
+  then fails with a KeyError (no splits) or a ValueError (the format is already set).
+  """
+  try:
     builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared():
-      raise UserError(
-          f'TFDS dataset {name!r} in {builder.data_dir} is in tfrecord format, which needs '
-          'TensorFlow; convert it once: `tfds convert_format --dataset_version_dir='
-          f'{builder.data_dir} --out_file_format=array_record`') from e
-    raise UserError(
-        f'TFDS dataset {name!r} is not prepared in {builder.data_dir}; prepare it once with '
-        f'internet: `tfds build {name} --file_format=array_record` (needs tensorflow), or set '
-        '--config.data.data_dir') from e
-  except (ValueError, AssertionError) as e:  # unknown config, version or split
-    raise UserError(f'TFDS cannot open {name!r} split {split!r}: '
-                    f'{str(e).strip().splitlines()[0]}') from e
+  except (ValueError, AssertionError):  # an unknown config or version, which the caller reports
+    return None
+  if not builder.is_prepared():
+    return (f'TFDS dataset {name!r} is not prepared in {builder.data_dir}; prepare it once with '
+            f'internet: `tfds build {name} --file_format=array_record` (needs tensorflow), or '
+            'set --config.data.data_dir')
+  random_access = tfds.core.file_adapters.FileFormat.with_random_access()
+  if not builder.info.available_file_formats() & random_access:
+    return (f'TFDS dataset {name!r} in {builder.data_dir} is in '
+            f'{builder.info.file_format.value} format, which needs TensorFlow; convert it once: '
+            f'`tfds convert_format --dataset_version_dir={builder.data_dir} '
+            '--out_file_format=array_record`')
+  return None
 
 
 def make_source(data_config, resolution: int, channels: int) -> ImageSource:
