@@ -13,6 +13,7 @@ the file with --inception. `--extractor classifier --classifier DIR` computes th
 feature space of a classifier trained by the project instead, as fid_classifier etc.
 --figures redraws sample sheets, slerp interpolations and loss/metric curves into
 DIR/figures/; with --figures, metrics run only when --metrics is given.
+Tables go to stdout; the progress of the feature extraction goes to stderr.
 """
 import sys
 

@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 
 import jax
 import numpy as np
 
-from gans import methods, parallel
+from gans import logs, methods, parallel
 from gans.errors import UserError
 from gans.metrics import extractors, fid, inception_score, kid, precision_recall
 
@@ -151,6 +152,27 @@ def _everyone(flag):
   return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
 
 
+def _batches(what, n, batch):
+  """(start, size) of each batch of an n-image extraction, with a progress line on process 0's
+  stderr: 50k images take minutes. A terminal redraws it every batch; a log file gets a line
+  every tenth of the way or every 10 s, the last one included, not one per batch. The rate is
+  timed from the end of the first batch, whose time is mostly compilation."""
+  progress = logs.Progress(n, 1, stream=sys.stderr, enabled=jax.process_index() == 0,
+                           label=f'features of {what}')
+  t0 = time.time()
+  origin, shown = None, (0, t0)  # (images, time) at the first batch's end and the last line
+  for start in range(0, n, batch):
+    size = min(batch, n - start)
+    yield start, size
+    done, now = start + size, time.time()
+    since = origin or (0, t0)
+    origin = origin or (done, now)
+    if progress.tty or 10 * done // n > 10 * shown[0] // n or now - shown[1] >= 10:
+      progress.update(done, (done - since[0]) / max(now - since[1], 1e-9), {})
+      shown = (done, now)
+  progress.close()
+
+
 def domains(method, config):
   """The image domains a method is scored in: (None,) for one, else its eval_domains."""
   return tuple(method.eval_domains(config)) if hasattr(method, 'eval_domains') else (None,)
@@ -170,8 +192,9 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   split = config.data.get('split', 'train') if config.data.name != 'folder' else 'all'
   description = (f'{source.name} split={split} {r}x{r}x{c}, first {n} of {len(source)} '
                  f'({"full split" if n == len(source) else "subset"}), no flips')
+  what = f'reals {source.name} {split}'
   if domain is not None:
-    description = f'domain {domain}: {description}'
+    description, what = f'domain {domain}: {description}', f'{what} domain {domain}'
 
   identity = {k: v for k, v in extractor.info.items() if k != 'weights'}  # digest, not path
   key = json.dumps([source.name, config.data.get('path', ''), config.data.get('data_dir'),
@@ -188,11 +211,11 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   sharding = parallel.batch_sharding(mesh)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   collector = _Collector()
-  for start in range(0, n, batch):
-    idx = np.arange(start, min(start + batch, n))
+  for start, size in _batches(what, n, batch):
+    idx = np.arange(start, start + size)
     padded = np.concatenate([idx, np.full(batch - len(idx), idx[0])])
     x = parallel.global_array(sharding, (batch, r, r, c), lambda lo, hi: source[padded[lo:hi]], 0)
-    collector.add(parallel.to_host(fn(None, params, x)), len(idx))
+    collector.add(parallel.to_host(fn(None, params, x)), size)
   result = collector.result()
   if jax.process_index() == 0:
     _save(path, result)
@@ -210,10 +233,13 @@ def generated_features(method, config, state, extractor, mesh, options, domain=N
                    domain=domain)
   params = jax.tree.map(lambda a: parallel.replicate(mesh, np.asarray(a)), extractor.params)
   base = jax.random.PRNGKey(options.seed)
+  what = f'samples step {int(parallel.to_host(state.step))}'
+  if domain is not None:
+    what = f'{what} domain {domain}'
   collector = _Collector()
-  for i in range(-(-options.num_samples // batch)):
-    out = parallel.to_host(fn(state, params, jax.random.fold_in(base, i)))
-    collector.add(out, min(batch, options.num_samples - i * batch))
+  for start, size in _batches(what, options.num_samples, batch):
+    collector.add(parallel.to_host(fn(state, params, jax.random.fold_in(base, start // batch))),
+                  size)
   return collector.result()
 
 
@@ -298,11 +324,7 @@ def method_scores(workdir, step=None, loaded=None, write=True):
   if hasattr(method, 'evaluate'):
     for name, value in method.evaluate(config, state).items():
       results[name] = {'value': float(value), 'reference': f'{config.method}.evaluate'}
-  path = os.path.join(workdir, 'metrics.jsonl')
-  rows = []
-  if os.path.exists(path):
-    with open(path) as f:
-      rows = [r for r in map(json.loads, f) if r['step'] <= step]
+  rows = [r for r in logs.read_metrics(workdir) if r['step'] <= step]
   for name in method.PROGRESS:
     logged = [r for r in rows if name in r]
     if logged:
@@ -354,15 +376,12 @@ def curve_figures(workdir):
   logged in training and the eval/<step>.json files. Returns the paths written."""
   out = os.path.join(workdir, 'figures')
   series, paths = {}, []
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if os.path.exists(path):
-    with open(path) as f:
-      for record in (json.loads(line) for line in f if line.strip()):
-        for key, value in record.items():
-          if key not in _NOT_CURVES:
-            series.setdefault(key, ([], []))
-            series[key][0].append(record['step'])
-            series[key][1].append(value)
+  for record in logs.read_metrics(workdir):
+    for key, value in record.items():
+      if key not in _NOT_CURVES:
+        series.setdefault(key, ([], []))
+        series[key][0].append(record['step'])
+        series[key][1].append(value)
   evals = os.path.join(workdir, 'eval')
   for name in sorted(os.listdir(evals)) if os.path.isdir(evals) else ():
     if name.endswith('.json'):

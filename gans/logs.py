@@ -1,9 +1,30 @@
 """Where a run's numbers go: metrics.jsonl, TensorBoard events, and a progress line."""
 import json
-import os
+import logging
 import sys
 
 import numpy as np
+from etils import epath
+
+
+def read_metrics(workdir) -> list:
+  """The records of workdir/metrics.jsonl ([] when there is none).
+
+  A line that does not parse, such as the half-written last line of a run killed mid-write,
+  is skipped with a warning rather than making the whole history unreadable.
+  """
+  path = epath.Path(workdir) / 'metrics.jsonl'
+  if not path.exists():
+    return []
+  records, torn = [], 0
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      torn += bool(line.strip())
+  if torn:
+    logging.warning('%s: skipped %d line(s) that do not parse (a write cut short)', path, torn)
+  return records
 
 
 class MetricWriter:
@@ -11,21 +32,22 @@ class MetricWriter:
 
   Only process 0 writes. tensorboardX writes event files without TensorFlow. A resumed run
   first drops the lines a stopped run logged after its last checkpoint, so that every step
-  appears once, with the values of the run that continues.
+  appears once, with the values of the run that continues. That rewrite goes through a
+  temporary file and a rename, so a crash during it cannot lose the history.
   """
 
   def __init__(self, workdir, enabled=True, resume_step=0):
     self.enabled = enabled
     if enabled:
       from tensorboardX import SummaryWriter
-      path = os.path.join(workdir, 'metrics.jsonl')
-      if os.path.exists(path):
-        with open(path) as f:
-          kept = [line for line in f if line.strip() and json.loads(line)['step'] <= resume_step]
-        with open(path, 'w') as f:
-          f.writelines(kept)
-      self._jsonl = open(path, 'a')
-      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      workdir = epath.Path(workdir)
+      path = workdir / 'metrics.jsonl'
+      kept = [r for r in read_metrics(workdir) if r['step'] <= resume_step]
+      temporary = workdir / 'metrics.jsonl.tmp'
+      temporary.write_text(''.join(json.dumps(r) + '\n' for r in kept))
+      temporary.replace(path)
+      self._jsonl = path.open('a')
+      self._tb = SummaryWriter(str(workdir / 'tensorboard'))
 
   def write(self, step, scalars):
     if not self.enabled:
@@ -55,18 +77,20 @@ class Progress:
   On a terminal the line is redrawn in place; in a log file each update is its own line.
   """
 
-  def __init__(self, total, batch_images, stream=sys.stderr, enabled=True):
+  def __init__(self, total, batch_images, stream=sys.stderr, enabled=True, label=''):
     self.total, self.batch_images, self.stream, self.enabled = total, batch_images, stream, enabled
     self.tty = enabled and stream.isatty()
+    self.label = f'{label}: ' if label else ''
 
   def update(self, step, images_per_s, extras):
     if not self.enabled:
       return
     eta = (self.total - step) * (self.batch_images / images_per_s) if images_per_s else 0
     losses = ' '.join(f'{k}={v:.4f}' for k, v in extras.items())
-    line = (f'{step}/{self.total} {100 * step / self.total:5.1f}% | {images_per_s:8.1f} img/s | '
+    line = (f'{self.label}{step}/{self.total} {100 * step / self.total:5.1f}% | '
+            f'{images_per_s:8.1f} img/s | '
             f'{1000 / images_per_s if images_per_s else float("nan"):.2f} s/kimg | '
-            f'ETA {_duration(eta)} | {losses}')
+            f'ETA {_duration(eta)}' + (f' | {losses}' if losses else ''))
     self.stream.write(('\r' + line + '\x1b[K') if self.tty else line + '\n')
     self.stream.flush()
 

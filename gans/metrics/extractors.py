@@ -108,7 +108,9 @@ def _sha256(path):
 def load_inception_variables(path, sha256_prefix=None):
   """(flax variables, sha256 hex) of pytorch-fid's weights file, with one-line UserErrors.
 
-  sha256_prefix defaults to the published file's '6726825d'; tests pass '' for fake files.
+  sha256_prefix defaults to the published file's '6726825d'; tests pass '' for fake files. A
+  machine without internet cannot fetch the file at all, so the missing-file error also names
+  the route that needs no download: the features of a classifier the project trains.
   """
   from gans.metrics import torch_weights
   from gans.models import inception
@@ -116,7 +118,10 @@ def load_inception_variables(path, sha256_prefix=None):
   if not os.path.isfile(path):
     raise UserError(f'the FID Inception weights are not at {path}; download {INCEPTION_FILE} '
                     f'from {inception.WEIGHTS_URL} and pass --inception=PATH (or put it there, '
-                    'or set GANS_INCEPTION=PATH; in a config: eval.inception=PATH)')
+                    'or set GANS_INCEPTION=PATH; in a config: eval.inception=PATH); offline, '
+                    '--extractor classifier --classifier DIR computes the metrics in the features '
+                    'of a classifier trained by this project with configs/classifier_*.py (in a '
+                    'config: eval.extractor=classifier eval.classifier=DIR)')
   digest = _sha256(path)
   if not digest.startswith(prefix):
     raise UserError(f'{path} is not the published FID Inception weights: its SHA-256 {digest} '
