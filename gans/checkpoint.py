@@ -2,19 +2,29 @@
 
 Saves are asynchronous (the device-to-host copy happens before save() returns, so the next
 step may donate the buffers) and atomic: orbax writes into a temporary directory and renames it
-when complete, so a kill mid-save leaves the previous checkpoint as the latest one.
+when complete, so a kill mid-save leaves the previous checkpoint as the latest one. A
+checkpoint that is damaged anyway (a truncated file, a disk error) costs only itself: restore
+moves it aside with a warning and takes the newest one that restores.
 """
 import json
 import logging
 import os
+import shutil
 
+import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from gans.errors import UserError
 
-# Fields that change what the state holds or what the numbers in it mean; a resume with any of
-# them changed is refused. Schedules, logging and data paths may change between runs.
+# Fields that change what the numbers in the state mean without changing its structure; a
+# resume with any of them changed is refused. A change of structure is found from the state
+# itself (see _structure). Schedules, logging and data paths may change between runs.
 COMPATIBILITY_KEYS = ('method', 'model', 'loss.name')
+
+
+class SaveFailed(UserError):
+  """A checkpoint could not be written (disk full, permissions): the run stops there."""
 
 
 def _lookup(tree, dotted):
@@ -25,52 +35,177 @@ def _lookup(tree, dotted):
 
 def _flatten(prefix, value):
   if isinstance(value, dict):
-    return {k: v for key, sub in value.items() for k, v in _flatten(f'{prefix}.{key}', sub).items()}
+    return {k: v for key, sub in value.items()
+            for k, v in _flatten(f'{prefix}.{key}' if prefix else key, sub).items()}
   return {prefix: value}
 
 
-def incompatibilities(saved: dict, current: dict):
-  """['model.depth: 4 -> 5', ...] for every compatibility field that differs."""
+def config_changes(saved: dict, current: dict, keys=('',)):
+  """['model.depth: 4 -> 5', ...] for every field under `keys` ('' = all) that differs."""
   diffs = []
-  for key in COMPATIBILITY_KEYS:
-    old, new = _flatten(key, _lookup(saved, key)), _flatten(key, _lookup(current, key))
+  for key in keys:
+    old = _flatten(key, _lookup(saved, key) if key else saved)
+    new = _flatten(key, _lookup(current, key) if key else current)
     diffs += [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
               if old.get(k) != new.get(k)]
   return diffs
+
+
+def _structure(tree):
+  """{'g_params/b0_conv/kernel': (shape, dtype), ...} of a state or of a checkpoint's metadata."""
+  def name(key):
+    for field in ('name', 'key', 'idx'):
+      if hasattr(key, field):
+        return str(getattr(key, field))
+    return str(key)
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {'/'.join(map(name, path)): (tuple(leaf.shape), str(leaf.dtype)) for path, leaf in leaves}
+
+
+# What a checkpoint writes beside its arrays (tree metadata, sharding, config): measured at
+# 90 KB for the tiny models, growing with the number of arrays.
+_METADATA_BYTES = 1 << 19
+
+
+def _short(error):
+  """The part of a storage error a person needs: the innermost cause's first line (orbax wraps
+  it in exceptions that print pages of TensorStore specs)."""
+  while error.__cause__ is not None or error.__context__ is not None:
+    error = error.__cause__ or error.__context__
+  text = str(error)
+  if 'No space left on device' in text:
+    return 'no space left on device' + text[text.index('No space left on device') + 23:][:80]
+  return (text.strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 class Checkpointer:
 
   def __init__(self, directory, config, keep=3, asynchronous=True):
     self.config = json.loads(config.to_json())
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+    directory = str(directory)
+    self.directory = epath.Path(directory if '://' in directory else os.path.abspath(directory))
+    # create=False: a start that fails before its first save leaves no empty folder behind.
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
+                                           cleanup_tmp_directories=True,
                                            enable_async_checkpointing=asynchronous)
-    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                                         item_names=('state', 'config'))
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={'state': ocp.StandardCheckpointHandler(),
+                       'config': ocp.JsonCheckpointHandler()})
+    self._saving = None
 
   def latest_step(self):
     return self.manager.latest_step()
 
-  def restore(self, abstract_state, step=None):
-    """The state at `step` (default latest); abstract_state holds ShapeDtypeStructs with shardings.
+  def all_steps(self):
+    return sorted(self.manager.all_steps())
 
-    The abstract target is what lets a run restart on a different device count.
-    """
-    step = self.latest_step() if step is None else step
+  def _check_compatible(self, step, abstract_state):
     saved = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    diffs = incompatibilities(saved.config, self.config)
-    if diffs:
-      raise UserError(f'the checkpoint in {self.manager.directory} was made with another config '
-                      f'({"; ".join(diffs)}); use a new --workdir or the original config')
-    restored = self.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
-    logging.info('restored step %d from %s', step, self.manager.directory)
-    return restored.state
+    meaning = config_changes(saved.config, self.config, COMPATIBILITY_KEYS)
+    if meaning:
+      raise UserError(f'the checkpoint in {self.directory} was made with another config '
+                      f'({"; ".join(meaning)}); use a new --workdir or the original config')
+    have = _structure(self.manager.item_metadata(step)['state'])
+    want = _structure(abstract_state)
+    if have != want:
+      differing = sorted(set(have) ^ set(want)) or [k for k in want if have[k] != want[k]]
+      changes = config_changes(saved.config, self.config) or ['none: the code changed']
+      raise UserError(f'the checkpoint at step {step} in {self.directory} holds another state '
+                      f'({len(differing)} arrays differ, e.g. {differing[0]}); config changes: '
+                      f'{"; ".join(changes)}; use a new --workdir or the original config')
+
+  def restore(self, abstract_state, step=None):
+    """The state at `step` (default: the newest that restores); abstract_state holds
+    ShapeDtypeStructs with shardings, which is what lets a run restart on another device count.
+
+    A config that changes what the state means or holds is a UserError, whichever checkpoint
+    it meets first. With step=None a checkpoint that cannot be read is moved aside with a
+    warning and the next older one is tried; None is returned when there is none at all.
+    """
+    steps = [step] if step is not None else self.all_steps()[::-1]
+    for s in steps:
+      try:
+        self._check_compatible(s, abstract_state)
+        restored = self.manager.restore(
+            s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+      except UserError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except: any unreadable part damages it
+        if step is not None:
+          raise UserError(f'checkpoint {s} in {self.directory} cannot be read: {_short(e)}') from e
+        self._set_aside(s, e)
+        continue
+      logging.info('restored step %d from %s', s, self.directory)
+      return restored.state
+    return None
+
+  def _set_aside(self, step, error):
+    """Move a damaged checkpoint to <step>.damaged (kept for inspection; not a step to orbax,
+    so the run can save that step again)."""
+    target = self.directory / f'{step}.damaged'
+    if jax.process_index() == 0:
+      target.rmtree(missing_ok=True)
+      (self.directory / str(step)).rename(target)
+    logging.warning('checkpoint %d in %s is damaged (%s); moved it to %s and trying the one '
+                    'before', step, self.directory, _short(error), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f'set aside checkpoint {step}')
+    self.manager.reload()
 
   def save(self, step, state):
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self.config)), force=True)
+    self.check()
+    if jax.process_index() == 0:
+      self.directory.mkdir(parents=True, exist_ok=True)
+      self._check_space(step, state)
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self.config)), force=True)
+    except Exception as e:  # pylint: disable=broad-except: storage errors come in many types
+      raise self._failed(step, e) from e
+    self._saving = step
 
-  def close(self):
-    self.manager.wait_until_finished()
-    self.manager.close()
+  def _check_space(self, step, state):
+    """Refuse a save that cannot fit on a local disk before writing any of it: orbax would
+    fail half-way, in the background, with pages of errors. (Object stores do not fill up.)"""
+    if '://' in str(self.directory):
+      return
+    need = 1.05 * sum(x.nbytes for x in jax.tree.leaves(state)) + _METADATA_BYTES
+    free = shutil.disk_usage(self.directory).free
+    if free < need:
+      raise self._failed(step, OSError(f'No space left on device: it needs {need / 2**20:.1f} '
+                                       f'MiB, {free / 2**20:.1f} MiB are free'))
+
+  def check(self):
+    """Raise SaveFailed if the last asynchronous save failed; call at dispatch boundaries."""
+    if self._saving is None:
+      return
+    try:
+      self.manager.check_for_errors()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._failed(self._saving, e) from e
+
+  def _failed(self, step, error):
+    step_saved = [s for s in self.all_steps() if s != step]
+    return SaveFailed(f'could not save the checkpoint of step {step} in {self.directory}: '
+                      f'{_short(error)}; stopped there, the last saved checkpoint is '
+                      f'{"step " + str(step_saved[-1]) if step_saved else "none"}; fix that and '
+                      'rerun the same command to resume')
+
+  def close(self, raising=True):
+    """Wait for the save in flight; raises SaveFailed if it failed, unless raising=False (the
+    run is already failing for another reason, which is the one to report)."""
+    if self.manager is None:
+      return
+    try:
+      self.manager.wait_until_finished()
+      self.check()
+    except SaveFailed as e:
+      if raising:
+        raise
+      logging.warning('%s', e)
+    finally:
+      self._saving = None
+      self.manager.close()
+      self.manager = None

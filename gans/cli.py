@@ -59,6 +59,9 @@ def run(main, config_flag=None, default_config=None):
     except UserError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(getattr(e, 'exit_code', 2))
+    except KeyboardInterrupt:  # Ctrl-C before the trainer's own handler is installed
+      print('error: interrupted before anything was saved', file=sys.stderr)
+      sys.exit(130)
   def parse(argv):
     if default_config and not any(a == '--config' or a.startswith('--config=') for a in argv):
       argv = [argv[0], f'--config={default_config}', *argv[1:]]

@@ -144,14 +144,6 @@ def _load(path):
                                                 int(z[f'count_{n}'])) for n in names})
 
 
-def _everyone(flag):
-  """True when `flag` holds in every process (they must agree on what to compute together)."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
-
-
 def _batches(what, n, batch):
   """(start, size) of each batch of an n-image extraction, with a progress line on process 0's
   stderr: 50k images take minutes. A terminal redraws it every batch; a log file gets a line
@@ -204,7 +196,7 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   name = (f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}_n{n}_'
           f'{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
   path = os.path.join(stats_dir(options), name)
-  if _everyone(os.path.exists(path)):
+  if parallel.everyone(os.path.exists(path)):
     return _load(path), description, path
   batch = _batch(options, mesh)
   fn = _extract_fn(method, config, extractor, mesh, batch, real=True, domain=domain)

@@ -32,6 +32,15 @@ def initialize_distributed():
     jax.distributed.initialize()
 
 
+def everyone(flag) -> bool:
+  """True when `flag` holds in every process: a decision all processes act on together, so
+  that none goes on alone into a collective the others never enter."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
+
+
 def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (DATA,))
 

@@ -5,17 +5,21 @@ lax.scan on accelerators, see Dispatch), the state's buffers are donated, and me
 the devices until a log, sample or checkpoint boundary needs them. Checkpoints are taken only after the metrics since
 the previous one were seen to be finite, so a diverged run never overwrites a good checkpoint.
 """
+import contextlib
 import functools
 import json
 import logging
 import os
 import signal
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
+from etils import epath
 
 from gans import checkpoint, figures, logs, parallel
+from gans import workdir as workdir_lib
 from gans import config as config_lib
 from gans import evaluate, methods
 from gans.data import feeding
@@ -23,7 +27,13 @@ from gans.errors import UserError
 
 
 class Diverged(UserError):
-  """A loss became NaN or Inf."""
+  """A loss, gradient or parameter became NaN or Inf; its own exit code, for job scripts."""
+  exit_code = 3
+
+
+class Interrupted(UserError):
+  """A second SIGINT/SIGTERM: the run stops at once, as an interrupted shell command does."""
+  exit_code = 130
 
 
 class _StopRequest:
@@ -114,20 +124,22 @@ def abstract_state(method, config, mesh):
 def load(workdir, step=None):
   """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
   import ml_collections
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+  path = epath.Path(workdir) / 'config.json'
+  if not path.exists():
     raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config)
-  available = ckpt.manager.all_steps()
-  if not available or (step is not None and step not in available):
-    ckpt.close()
-    raise UserError(f'no checkpoint {"at step " + str(step) if step is not None else ""} in '
-                    f'{workdir}/checkpoints; available: {sorted(available) or "none"}')
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  ckpt = checkpoint.Checkpointer(epath.Path(workdir) / 'checkpoints', config)
   try:
-    method = methods.get(config.method)
-    return config, ckpt.restore(abstract_state(method, config, parallel.make_mesh()), step)
+    available = ckpt.all_steps()
+    if step is not None and step not in available:
+      raise UserError(f'no checkpoint at step {step} in {workdir}/checkpoints; available: '
+                      f'{available or "none"}')
+    state = ckpt.restore(abstract_state(methods.get(config.method), config, parallel.make_mesh()),
+                         step)
+    if state is None:
+      raise UserError(f'no checkpoint in {workdir}/checkpoints that can be read; available: '
+                      f'{available or "none"}')
+    return config, state
   finally:
     ckpt.close()
 
@@ -146,31 +158,98 @@ def write_samples(method, config, state, latents, directory, tag, generate=None)
   return paths
 
 
-def train(config, workdir):
-  """Train config into workdir, resuming from its latest checkpoint. Returns the final state."""
+def train(config, workdir, fresh=False):
+  """Train config into workdir, resuming from its latest checkpoint. Returns the final state.
+
+  fresh=True starts over at step 0 in a workdir whose run has a history but no checkpoint
+  (the one case where starting over would otherwise erase something without being asked).
+  """
   config_lib.validate(config)
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
   method = methods.get(config.method)
-  lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config,
-                                 keep=config.keep_checkpoints)
   feeder = feeding.Feeder(method.sources(config), method.example_spec(config), config, mesh)
+  workdir = workdir_lib.prepare(workdir)  # data and config errors come before any write
+  with _holding(workdir):
+    ckpt = checkpoint.Checkpointer(workdir / 'checkpoints', config, keep=config.keep_checkpoints)
+    try:
+      state = _start(method, config, mesh, workdir, ckpt, fresh)
+      return _loop(method, config, mesh, workdir, ckpt, feeder, state)
+    except BaseException:
+      ckpt.close(raising=False)
+      raise
 
-  replicated = parallel.replicated(mesh)
-  if ckpt.latest_step() is not None:
-    state = ckpt.restore(abstract_state(method, config, mesh))
+
+@contextlib.contextmanager
+def _holding(workdir):
+  """The workdir's lock, taken by process 0 for every process (they agree before going on)."""
+  lock, error = workdir_lib.Lock(workdir), None
+  if jax.process_index() == 0:
+    try:
+      lock.acquire()
+    except UserError as e:
+      error = e
+  if not parallel.everyone(error is None):
+    raise error or UserError(f'process 0 could not take {workdir}; see its error')
+  try:
+    yield
+  finally:
+    if jax.process_index() == 0:
+      lock.release()
+
+
+def _say(text):
+  if jax.process_index() == 0:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _start(method, config, mesh, workdir, ckpt, fresh):
+  """The state to continue from: the newest checkpoint that restores, or a new one."""
+  state = ckpt.restore(abstract_state(method, config, mesh))
+  history = logs.read_metrics(workdir)
+  if state is not None:
+    if fresh:
+      raise UserError(f'--fresh starts over only in a workdir without checkpoints, and '
+                      f'{ckpt.directory} holds step {ckpt.latest_step()}: use a new --workdir, '
+                      'or delete that folder first')
+    _say(f'resumed from step {ckpt.latest_step()} ({ckpt.directory / str(ckpt.latest_step())})')
+  elif history and not fresh and history[-1]['step'] >= _saved_config(workdir, config).get(
+      'checkpoint_every', config.checkpoint_every):
+    raise UserError(f'{workdir} holds a run logged to step {history[-1]["step"]} but no '
+                    f'checkpoint in {ckpt.directory}; use a new --workdir to keep that run, or '
+                    'pass --fresh to start over here (its metrics are erased)')
   else:
-    init = jax.jit(functools.partial(method.init_state, config), out_shardings=replicated)
+    init = jax.jit(functools.partial(method.init_state, config),
+                   out_shardings=parallel.replicated(mesh))
     state = init(jax.random.PRNGKey(config.seed))
-  step = int(parallel.to_host(state.step))
-  if lead:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+  if jax.process_index() == 0:
+    step = int(parallel.to_host(state.step))
+    text = config.to_json_best_effort(indent=2)
+    (workdir / 'config.json').write_text(text)
+    (workdir / 'config_history').mkdir(exist_ok=True)
+    (workdir / 'config_history' / f'{step:08d}.json').write_text(text)
+  return state
 
+
+def _saved_config(workdir, config):
+  path = workdir / 'config.json'
+  try:
+    return json.loads(path.read_text()) if path.exists() else config.to_dict()
+  except ValueError:
+    return config.to_dict()
+
+
+def _loop(method, config, mesh, workdir, ckpt, feeder, state):
+  lead = jax.process_index() == 0
+  replicated = parallel.replicated(mesh)
+  step = int(parallel.to_host(state.step))
+  total, k_max = config.num_steps, config.steps_per_dispatch
+  if step >= total:
+    _say(f'already at step {step} of {total}: nothing to do (--config.num_steps=N to go on)')
+    ckpt.close()
+    return state
   evaluating = methods.makes_samples(method) and config.get('eval', {}).get('every')
-  evaluator = evaluate.DuringTraining(config, workdir) if evaluating else None
+  evaluator = evaluate.DuringTraining(config, str(workdir)) if evaluating else None
   dispatch = Dispatch(method, config, mesh, feeder.gather)
   if methods.makes_samples(method):
     generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
@@ -178,7 +257,6 @@ def train(config, workdir):
                       out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
   writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step)
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
-  total, k_max = config.num_steps, config.steps_per_dispatch
 
   def save_samples(step):
     if methods.makes_samples(method):
@@ -188,6 +266,7 @@ def train(config, workdir):
   pending, pending_start = [], step  # dispatch metrics not yet seen by the host
   t_start = t_last = time.time()
   last_logged = step
+  stopped = False
   try:
     with _StopRequest() as stop:
       while step < total:
@@ -198,8 +277,9 @@ def train(config, workdir):
         t_last += dispatch.compile_s - compile_before  # compile time is not training time
         pending.append(metrics)
         step += k
-        stopping = stop.requested  # read once: a signal after this is seen next dispatch
-        boundary = step == total or stopping
+        ckpt.check()  # a failed asynchronous save stops the run here
+        stopped = stop.requested  # read once: a signal after this is seen next dispatch
+        boundary = step == total or stopped
         if step % config.log_every == 0 or step % config.checkpoint_every == 0 or boundary:
           host = parallel.to_host(pending)
           bad = logs.first_nonfinite(host, pending_start + 1)
@@ -207,7 +287,8 @@ def train(config, workdir):
             last = ckpt.latest_step()
             raise Diverged(f'{" and ".join(bad[1])} became NaN/Inf at step {bad[0]}; stopped '
                            f'without saving; the last good checkpoint is '
-                           f'{"step " + str(last) if last is not None else "none"} in {workdir}')
+                           f'{"step " + str(last) if last is not None else "none"} in '
+                           f'{ckpt.directory}')
           now = time.time()
           rate = (step - last_logged) * config.batch_size / max(now - t_last, 1e-9)
           scalars = logs.summarize(host)
@@ -223,12 +304,23 @@ def train(config, workdir):
           ckpt.save(step, state)
           if hasattr(method, 'evaluate'):  # held-out scores of every saved model
             writer.write(step, method.evaluate(config, state))
-        if stopping:
+        if stopped:
           break
         if not pending:
           t_last = time.time()  # sampling and saving are not training time
+  except KeyboardInterrupt:  # a second signal: out at once
+    last = ckpt.latest_step()
+    raise Interrupted(f'interrupted again at step {step}: stopped without saving; the last '
+                      f'checkpoint is {"step " + str(last) if last is not None else "none"} in '
+                      f'{ckpt.directory}') from None
   finally:
-    ckpt.close()
     writer.close()
     progress.close()
+  ckpt.close()  # waits for the last save: what is reported below is on disk
+  where = ckpt.directory / str(step)
+  if stopped:
+    _say(f'stopped by a signal at step {step}; saved {where}; rerun the same command to resume')
+  else:
+    _say(f'done: step {step}; checkpoint {where}; metrics {workdir / "metrics.jsonl"}; '
+         f'samples {workdir / "samples"}')
   return state

@@ -80,6 +80,7 @@ def test_sigterm_checkpoints_and_resume_matches(tmp_path):
   assert proc.returncode == 0, err
   steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints')) if s.isdigit()]
   assert len(steps) == 1 and steps[0] % 5 == 0 and steps[0] > 0
+  assert f'stopped by a signal at step {steps[0]}; saved {workdir}/checkpoints/{steps[0]}' in err
   total = steps[0] + 10
   resumed = trainer.train(tiny_config(num_steps=total, log_every=5), workdir)
   whole = trainer.train(tiny_config(num_steps=total, log_every=5), str(tmp_path / 'whole'))

@@ -14,7 +14,6 @@ optax.scale_by_adam and the step multiplies it by the lr of the schedule, so bot
 the M window they need live in the TrainState and a resumed run is the uninterrupted one.
 """
 import functools
-import json
 import os
 import re
 from typing import Any
@@ -28,7 +27,7 @@ import optax
 from PIL import Image
 
 from gans import config as config_lib
-from gans import data, layers, parallel
+from gans import data, health, layers, logs, parallel
 from gans import figures as figures_lib
 from gans.data import feeding
 from gans.errors import UserError
@@ -279,7 +278,9 @@ def train_step(config, state: TrainState, images):
                             g_opt=g_opt, d_opt=d_opt, k=k, lr_scale=lr_scale, m_sum=m_sum,
                             m_prev=m_prev)
   return new_state, {'M': measure, 'k': k, 'loss_real': loss_real, 'loss_fake': loss_fake,
-                     'balance': balance, 'd_loss': d_loss, 'g_lr': g_lr, 'd_lr': d_lr}
+                     'balance': balance, 'd_loss': d_loss, 'g_lr': g_lr, 'd_lr': d_lr,
+                     **health.norms('g', g_grads, state.g_params, g_params),
+                     **health.norms('d', d_grads, state.d_params, d_params)}
 
 
 def generate(config, state: TrainState, z):
@@ -390,11 +391,7 @@ def convergence_figure(config, workdir, path):
   """M over the run (workdir/metrics.jsonl, each point the mean over a log interval) with
   config.figures.snapshots sample sheets from workdir/samples/samples/ along it. Returns the
   path, or None when the run has logged nothing yet."""
-  records = []
-  metrics = os.path.join(workdir, 'metrics.jsonl')
-  if os.path.exists(metrics):
-    with open(metrics) as f:
-      records = [r for r in map(json.loads, filter(str.strip, f)) if 'M' in r]
+  records = [r for r in logs.read_metrics(workdir) if 'M' in r]
   if not records:
     return None
   sample_dir = os.path.join(workdir, 'samples', 'samples')

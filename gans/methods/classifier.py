@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 from gans import config as config_lib
-from gans import data, parallel
+from gans import data, health, parallel
 from gans.data import feeding
 from gans.errors import UserError
 from gans.models import classifier as models
@@ -128,9 +128,9 @@ def train_step(config, state: TrainState, batch):
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt = optimizer(config).update(grads, state.opt, state.params)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  return (state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                        opt=opt),
-          {'loss': loss, 'accuracy': accuracy})
+  params = optax.apply_updates(state.params, updates)
+  return (state.replace(step=state.step + 1, params=params, opt=opt),
+          {'loss': loss, 'accuracy': accuracy, **health.norms('classifier', grads, state.params, params)})
 
 
 def evaluate(config, state):

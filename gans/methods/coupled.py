@@ -31,7 +31,7 @@ import optax
 
 from gans import config as config_lib
 from gans import figures as figures_lib
-from gans import layers, parallel, regularizers
+from gans import health, layers, parallel, regularizers
 from gans.data import feeding, pairs
 from gans.metrics import pairs as pair_metrics
 from gans.models import classifier as classifier_models
@@ -432,7 +432,10 @@ def train_step(config, state: TrainState, batch):
   new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                             g_stats=g_stats, d_stats=d_stats, g_opt=g_opt, d_opt=d_opt,
                             e_params=e_params, e_opt=e_opt)
-  return new_state, {'d_loss': d_loss, 'g_loss': g_loss, **aux, **g_aux}
+  encoder = health.norms('e', e_grads, state.e_params, e_params) if config.reg.cc else {}
+  return new_state, {'d_loss': d_loss, 'g_loss': g_loss, **aux, **g_aux, **encoder,
+                     **health.norms('g', g_grads, state.g_params, g_params),
+                     **health.norms('d', d_grads, state.d_params, d_params)}
 
 
 def generate(config, state: TrainState, z):

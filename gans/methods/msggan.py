@@ -19,7 +19,7 @@ import optax
 import ml_collections
 
 from gans import config as config_lib
-from gans import data, figures, layers, losses, parallel, regularizers
+from gans import data, figures, health, layers, losses, parallel, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
 
@@ -266,7 +266,10 @@ def train_step(config, state: TrainState, images, optimised=True):
   new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                             g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, g_stats=g_stats,
                             d_stats=d_stats)
-  return new_state, {'d_loss': d_loss, 'g_loss': g_loss, **aux}
+  return new_state, {'d_loss': d_loss, 'g_loss': g_loss, **aux,
+                     **health.norms('g', g_grads, state.g_params, g_params),
+                     **health.norms('d', d_grads, state.d_params, d_params),
+                     'g_ema_param_norm': optax.global_norm(g_ema)}
 
 
 def generate(config, state: TrainState, z, ema=True):
