@@ -147,22 +147,65 @@ def pixel_norm(x, eps=1e-8):
   return (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
+def _shard_moments(x):
+  """Per shard and batch of x (shards, groups, rows, ...): a shift, the mean's offset from it, M2.
+
+  The shift is the shard's first row, so the moments are of the rows' spread, not their size: in
+  a collapsed batch (std/|mean| = 1e-5) E[x^2] - E[x]^2 in float32 loses all of the variance,
+  and even two passes lose 1e-4 of it to the rounding of the mean. x - shift is exact there
+  (Sterbenz). The statistic does not depend on the shift, so holding it constant changes no
+  derivative.
+  """
+  shift = jax.lax.stop_gradient(x[:, :, 0])
+  dev = x - shift[:, :, None]
+  offset = jnp.mean(dev, axis=2)
+  return shift, offset, jnp.sum(jnp.square(dev - offset[:, :, None]), axis=2)
+
+
+def _every_shard(means, m2):
+  """Every shard's means (shards, ...) and the sum of the M2s, on every device, in one all-reduce.
+
+  Each shard writes its means into its own slot of zeros, so summing the slots adds only zeros to
+  them: an all-gather in the form of the all-reduces a data-parallel step already makes (the
+  step's HLO stays all-reduces only), and one collective where a two-pass variance needs two in
+  sequence. It sends 2 * shards + 1 numbers per statistic where E[x], E[x^2] sent 2.
+  """
+  n = means.shape[0]
+  slots = jnp.eye(n, dtype=means.dtype).reshape((n, n) + (1,) * (means.ndim - 1))
+  placed = (means[:, None] * slots).reshape(n, -1)
+  total = jnp.sum(jnp.concatenate([placed, m2.reshape(n, -1)], axis=1), axis=0)
+  return total[:placed.shape[1]].reshape(means.shape), total[placed.shape[1]:].reshape(m2.shape[1:])
+
+
+def _batch_variance(x):
+  """Biased variance over axes 0 and 2 of x (shards, groups, rows, ...), by Chan's formula.
+
+  Shard means are (shift, offset) pairs: their differences are taken as (shift_i - shift_0) +
+  (offset_i - offset_0), each without cancellation, so the between-shard term keeps the
+  precision of the within-shard ones.
+  """
+  shift, offset, m2 = _shard_moments(x)
+  means, m2 = _every_shard(jnp.stack([shift, offset], axis=1), m2)
+  to_first = (means[:, 0] - means[0, 0]) + (means[:, 1] - means[0, 1])
+  between = jnp.sum(jnp.square(to_first - jnp.mean(to_first, axis=0)), axis=0)
+  rows = x.shape[2]
+  return (m2 + rows * between) / (rows * x.shape[0])
+
+
 def minibatch_stddev(x, variant='bmsg', eps=1e-8, groups=1):
   """Append the batch's standard deviation as one extra channel.
 
   'bmsg': one scalar for the whole batch (std per position and channel, averaged over all of
   them). 'v1': MSG-GAN v1's H x W map (averaged over channels only). The batch is the global
-  batch: under jit with a sharded batch axis XLA inserts the cross-device reduction, one, since
-  the mean and the mean square are reduced together (a two-pass variance would wait for the
-  mean's). `groups` > 1: x is parallel.concat_batch of that many equal batches (a real and a
-  fake batch in one D pass), each getting its own statistic, as if D had seen it alone.
+  batch: each device reduces its own rows and one all-reduce combines them (_batch_variance),
+  precise however collapsed the batch. `groups` > 1: x is parallel.concat_batch of that many
+  equal batches (a real and a fake batch in one D pass), each getting its own statistic, as if
+  D had seen it alone.
   """
   if variant not in ('bmsg', 'v1'):
     raise ValueError(f'unknown minibatch-stddev variant {variant!r}')
   x32 = parallel.grouped(x.astype(jnp.float32), groups)  # (shards, groups, rows, H, W, C)
-  moments = jnp.mean(jnp.stack([x32, x32 * x32]), axis=(1, 3))  # (2, groups, H, W, C)
-  variance = jnp.maximum(moments[1] - moments[0] ** 2, 0.0)  # biased, as the references
-  std = jnp.sqrt(variance + eps)
+  std = jnp.sqrt(_batch_variance(x32) + eps)  # (groups, H, W, C); biased, as the references
   stat = jnp.mean(std, axis=(1, 2, 3) if variant == 'bmsg' else 3)  # (groups,) or (groups, H, W)
   stat = stat.reshape((1, groups, 1) + stat.shape[1:] + (1,) * (4 - stat.ndim))
   stat = jnp.broadcast_to(stat, x32.shape[:-1] + (1,)).reshape(x.shape[:-1] + (1,))
