@@ -15,6 +15,7 @@ it, in DIR/eval/<step>.json (merged with what an earlier evaluation of that step
 """
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import time
 
 import jax
 import numpy as np
+from etils import epath
 
 from gans import logs, methods, parallel
 from gans.errors import UserError
@@ -127,18 +129,26 @@ class _Collector:
     return FeatureSet(np.concatenate(self.features), np.concatenate(self.logits), gaussians)
 
 
+def _write_atomically(path, data: bytes):
+  """Write through a temporary file and a rename, so a reader never sees half a file."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.parent / f'{path.name}.{os.getpid()}.tmp'
+  tmp.write_bytes(data)
+  tmp.replace(path)
+
+
 def _save(path, fs):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
   arrays = {'features': fs.features}
   for name, (mean, cov, count) in fs.gaussians.items():
     arrays.update({f'mean_{name}': mean, f'cov_{name}': cov, f'count_{name}': count})
-  tmp = f'{path}.{os.getpid()}.tmp.npz'
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  _write_atomically(path, buffer.getvalue())
 
 
 def _load(path):
-  with np.load(path) as z:
+  with np.load(io.BytesIO(epath.Path(path).read_bytes())) as z:
     names = [k[len('mean_'):] for k in z.files if k.startswith('mean_')]
     return FeatureSet(z['features'], None, {n: (z[f'mean_{n}'], z[f'cov_{n}'],
                                                 int(z[f'count_{n}'])) for n in names})
@@ -195,9 +205,9 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
                     getattr(method, '__name__', ''), domain], sort_keys=True)
   name = (f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}_n{n}_'
           f'{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
-  path = os.path.join(stats_dir(options), name)
-  if parallel.everyone(os.path.exists(path)):
-    return _load(path), description, path
+  path = epath.Path(stats_dir(options)) / name
+  if parallel.everyone(path.exists()):
+    return _load(path), description, str(path)
   batch = _batch(options, mesh)
   fn = _extract_fn(method, config, extractor, mesh, batch, real=True, domain=domain)
   sharding = parallel.batch_sharding(mesh)
@@ -211,7 +221,7 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   result = collector.result()
   if jax.process_index() == 0:
     _save(path, result)
-  return result, description, path
+  return result, description, str(path)
 
 
 def generated_features(method, config, state, extractor, mesh, options, domain=None):
@@ -331,15 +341,12 @@ def method_scores(workdir, step=None, loaded=None, write=True):
 
 def _merge(path, record):
   """Write record into path, keeping the metrics an earlier evaluation of that step wrote."""
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  path = epath.Path(path)
+  if path.exists():
+    old = json.loads(path.read_text())
     record = {**old, **record, 'metrics': {**old.get('metrics', {}), **record['metrics']},
               'extractors': {**old.get('extractors', {}), **record['extractors']}}
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(f'{path}.tmp', 'w') as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(f'{path}.tmp', path)
+  _write_atomically(path, json.dumps(record, indent=2, sort_keys=True).encode())
   return record
 
 
@@ -374,15 +381,13 @@ def curve_figures(workdir):
         series.setdefault(key, ([], []))
         series[key][0].append(record['step'])
         series[key][1].append(value)
-  evals = os.path.join(workdir, 'eval')
-  for name in sorted(os.listdir(evals)) if os.path.isdir(evals) else ():
-    if name.endswith('.json'):
-      with open(os.path.join(evals, name)) as f:
-        record = json.load(f)
-      for key, entry in record.get('metrics', {}).items():
-        series.setdefault(key, ([], []))
-        series[key][0].append(record['step'])
-        series[key][1].append(entry['value'])
+  evals = epath.Path(workdir) / 'eval'
+  for file in sorted(evals.glob('*.json')) if evals.is_dir() else ():
+    record = json.loads(file.read_text())
+    for key, entry in record.get('metrics', {}).items():
+      series.setdefault(key, ([], []))
+      series[key][0].append(record['step'])
+      series[key][1].append(entry['value'])
   groups = {'losses': lambda k: k.endswith('loss'), 'metrics': _is_metric,
             'training_scalars': lambda k: not k.endswith('loss') and not _is_metric(k)}
   from gans import figures

@@ -1,9 +1,9 @@
 """PNG sheets a person can look at. Values in [-1, 1] are clamped and mapped to 0..255 as they
 are: no per-image re-stretching (the reference's scale_each=True distorts colours)."""
 import math
-import os
 
 import numpy as np
+from etils import epath
 from PIL import Image
 
 
@@ -36,6 +36,15 @@ def grid(images, ncol=None, pad=1):
   return out
 
 
+def save_png(image, path):
+  """Write a PIL image to path, a local path or a URL (gs://...), creating its folders."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open('wb') as f:
+    image.save(f, format='PNG')
+  return str(path)
+
+
 def save_grid(images, path, ncol=None, min_tile=64):
   """Write a sheet of [-1, 1] images to path (directories created); returns the path.
 
@@ -45,9 +54,7 @@ def save_grid(images, path, ncol=None, min_tile=64):
   images = np.asarray(images)
   factor = max(1, -(-min_tile // min(images.shape[1:3])))
   sheet = grid(to_uint8(upsample(images, factor)), ncol)
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet).save(path)
-  return path
+  return save_png(Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet), path)
 
 
 def slerp(t, a, b):
@@ -83,8 +90,7 @@ def labelled_side_by_side(sheets, labels, path, pad=12, font_size=16):
     draw.text((x + im.width // 2, top - pad // 2), label, fill='black', font=_font(font_size),
               anchor='ms')
     x += im.width + pad
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  canvas.save(path)
+  save_png(canvas, path)
   return path
 
 
@@ -143,8 +149,7 @@ def curve_with_snapshots(steps, values, snapshots, path, label='M', size=(900, 3
       draw.line([px(step), top + plot_h, tx + im.width / 2, ty], fill=(150, 150, 150))
       draw.text((tx + im.width / 2, ty + im.height + 2), f'{step:,}', fill='black', font=font,
                 anchor='mt')
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  canvas.save(path)
+  save_png(canvas, path)
   return path
 
 
@@ -193,8 +198,7 @@ def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
                 fill=colour, width=3)
       draw.text((width - right + 36, top + 2 + 16 * i), name, fill='black', font=font)
   draw.text(((width - right + left) // 2 - 10, height - 18), xlabel, fill='black', font=font)
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  image.save(path)
+  save_png(image, path)
   return path
 
 

@@ -16,6 +16,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from etils import epath
 
 from gans import checkpoint, figures, logs, parallel
@@ -37,11 +38,20 @@ class Interrupted(UserError):
 
 
 class _StopRequest:
-  """SIGTERM/SIGINT set a flag; the loop checkpoints at the next dispatch boundary and exits."""
+  """SIGTERM/SIGINT set a flag; the loop checkpoints at a dispatch boundary and exits.
 
-  def __init__(self):
+  On a pod the signal may reach one host only (a preemption notice, a Ctrl-C on one worker),
+  and a host that stops alone leaves the others waiting in the next step's collectives. So
+  with several processes the flags are combined by a tiny all-reduce on the devices, enqueued
+  after each dispatch and read after the next one: the host never waits for it, and every
+  process reads the same answer at the same dispatch.
+  """
+
+  def __init__(self, mesh):
     self.requested = False
     self._previous = {}
+    self._mesh = mesh
+    self._in_flight = None
 
   def __enter__(self):
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -57,9 +67,22 @@ class _StopRequest:
     logging.warning('signal %d: saving a checkpoint and stopping', signum)
     self.requested = True
 
+  def agreed(self) -> bool:
+    """Whether every process stops after the dispatch just enqueued. Call once per dispatch."""
+    if jax.process_count() == 1:
+      return self.requested
+    sharding = parallel.batch_sharding(self._mesh)
+    flags = np.full((len(self._mesh.local_devices),), self.requested)
+    previous, self._in_flight = self._in_flight, _any(
+        jax.make_array_from_process_local_data(sharding, flags))
+    return previous is not None and bool(parallel.to_host(previous))
+
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
+
+
+_any = jax.jit(jnp.any)
 
 
 class Dispatch:
@@ -268,7 +291,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
   last_logged = step
   stopped = False
   try:
-    with _StopRequest() as stop:
+    with _StopRequest(mesh) as stop:
       while step < total:
         k = min(k_max, total - step)
         tables, xs = feeder.get(step, k)
@@ -278,7 +301,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
         pending.append(metrics)
         step += k
         ckpt.check()  # a failed asynchronous save stops the run here
-        stopped = stop.requested  # read once: a signal after this is seen next dispatch
+        stopped = stop.agreed()  # read once: a signal after this is seen next dispatch
         boundary = step == total or stopped
         if step % config.log_every == 0 or step % config.checkpoint_every == 0 or boundary:
           host = parallel.to_host(pending)

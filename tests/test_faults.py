@@ -180,8 +180,11 @@ def test_the_run_says_what_it_did(tmp_path, capsys):
   assert f'done: step 10; checkpoint {tmp_path}/checkpoints/10' in capsys.readouterr().err
   trainer.train(tiny_config(num_steps=10), workdir)
   assert 'already at step 10 of 10: nothing to do' in capsys.readouterr().err
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 15, "d_lo')  # killed mid-write
   trainer.train(tiny_config(num_steps=20), workdir)
   assert 'resumed from step 10' in capsys.readouterr().err
+  assert [m['step'] for m in read_metrics(workdir)] == [10, 20]
 
 
 def test_a_second_interrupt_exits_at_once_in_one_line(tmp_path):

@@ -14,6 +14,7 @@ optax.scale_by_adam and the step multiplies it by the lr of the schedule, so bot
 the M window they need live in the TrainState and a resumed run is the uninterrupted one.
 """
 import functools
+import io
 import os
 import re
 from typing import Any
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from etils import epath
 from PIL import Image
 
 from gans import config as config_lib
@@ -394,12 +396,13 @@ def convergence_figure(config, workdir, path):
   records = [r for r in logs.read_metrics(workdir) if 'M' in r]
   if not records:
     return None
-  sample_dir = os.path.join(workdir, 'samples', 'samples')
-  saved = sorted(int(name[5:-4]) for name in os.listdir(sample_dir)
-                 if re.fullmatch(r'step_\d+\.png', name)) if os.path.isdir(sample_dir) else []
+  sample_dir = epath.Path(workdir) / 'samples' / 'samples'
+  saved = sorted(int(f.name[5:-4]) for f in sample_dir.iterdir()
+                 if re.fullmatch(r'step_\d+\.png', f.name)) if sample_dir.is_dir() else []
   picks = sorted({saved[round(i)] for i in np.linspace(0, len(saved) - 1,
                                                         config.figures.snapshots)}) if saved else []
-  snapshots = [(s, Image.open(os.path.join(sample_dir, f'step_{s:08d}.png'))) for s in picks]
+  snapshots = [(s, Image.open(io.BytesIO((sample_dir / f'step_{s:08d}.png').read_bytes())))
+               for s in picks]
   return figures_lib.curve_with_snapshots([r['step'] for r in records],
                                           [r['M'] for r in records], snapshots, path)
 
