@@ -48,8 +48,8 @@ _GAMMA = flags.DEFINE_string('gamma_figure', None, 'BEGAN: write the diversity f
 
 def main(argv):
   del argv
-  from gans import evaluate, methods, parallel, trainer
-  parallel.initialize_distributed()
+  from gans import distributed, evaluate, methods, trainer
+  distributed.initialize()
   drawing = _FIGURES.value or _GAMMA.value
   metrics = _METRICS.value if _METRICS.value is not None else ('' if drawing else 'fid,kid')
   options = evaluate.Options(metrics=evaluate.parse_metrics(metrics), num_samples=_NUM.value,

@@ -25,8 +25,8 @@ _FRESH = flags.DEFINE_bool('fresh', False, 'Start over at step 0 in a workdir wh
 
 def main(argv):
   del argv
-  from gans import parallel, trainer
-  parallel.initialize_distributed()
+  from gans import distributed, trainer
+  distributed.initialize()
   cli.enable_compilation_cache()
   print(f'training {_CONFIG.value.method} into {_WORKDIR.value}', file=sys.stderr)
   trainer.train(_CONFIG.value, _WORKDIR.value, fresh=_FRESH.value)

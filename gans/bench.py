@@ -62,10 +62,11 @@ def peak_memory_bytes():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'host RSS'
 
 
-def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None):
+def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None, fused=None):
   """Measure one config; returns a dict (the JSON line). peak_tflops overrides the table;
   profile_dir: a jax.profiler trace of the timed dispatches goes there (TensorBoard's profile
-  plugin or Perfetto reads it)."""
+  plugin or Perfetto reads it); fused: one lax.scan per dispatch or single-step dispatches
+  (None: the trainer's choice for the backend)."""
   config_lib.validate(config)
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
@@ -83,7 +84,7 @@ def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None):
   # What a data-parallel step must all-reduce: the gradients of every trained parameter.
   trained_bytes = sum(x.nbytes for f in dataclasses.fields(state) if f.name.endswith('params')
                       for x in jax.tree.leaves(getattr(state, f.name)))
-  dispatch = trainer.Dispatch(method, config, mesh, feeder.gather)
+  dispatch = trainer.Dispatch(method, config, mesh, feeder.gather, fused=fused)
   state, _ = dispatch(state, tables, xs)  # compiles; warm-up
   jax.block_until_ready(state)
   # XLA's count for one step: the scan body is counted once, as is the single-step executable.
@@ -250,7 +251,7 @@ def extraction_benchmark(batch=200, resolution=32, channels=3, repeats=10):
   images = np.random.default_rng(0).integers(0, 256, (batch, resolution, resolution, channels),
                                              np.uint8)
   x = parallel.global_array(parallel.batch_sharding(mesh), images.shape,
-                            lambda lo, hi: images[lo:hi], 0)
+                            lambda rows: images[rows], 0)
   t0 = time.perf_counter()
   jax.block_until_ready(fn(variables, x))
   compile_s = time.perf_counter() - t0

@@ -216,7 +216,7 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   for start, size in _batches(what, n, batch):
     idx = np.arange(start, start + size)
     padded = np.concatenate([idx, np.full(batch - len(idx), idx[0])])
-    x = parallel.global_array(sharding, (batch, r, r, c), lambda lo, hi: source[padded[lo:hi]], 0)
+    x = parallel.global_array(sharding, (batch, r, r, c), lambda rows: source[padded[rows]], 0)
     collector.add(parallel.to_host(fn(None, params, x)), size)
   result = collector.result()
   if jax.process_index() == 0:
@@ -469,8 +469,11 @@ class DuringTraining:
   def __init__(self, config, workdir):
     e = config.eval
     self.workdir, self.config = workdir, config
+    # The run's own folder holds the reference features unless $GANS_STATS_DIR says otherwise:
+    # on a pod every host reads the workdir, while each has its own ~/.cache.
+    shared = os.environ.get('GANS_STATS_DIR') or str(epath.Path(workdir) / 'eval' / 'reference')
     self.options = Options(metrics=parse_metrics(e.metrics), num_samples=e.num_samples,
-                           batch_size=e.batch_size, seed=config.seed)
+                           batch_size=e.batch_size, seed=config.seed, stats_dir=shared)
     self.extractor = make_extractors([e.extractor], e.inception or None, e.classifier or None)[0]
 
   def __call__(self, state):

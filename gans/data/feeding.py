@@ -103,20 +103,19 @@ class Feeder:
 
   def _indices(self, indices):
     """Global [k, B] indices (the same on every process), sharded on B."""
-    return parallel.global_array(self.sharding, indices.shape, lambda lo, hi: indices[:, lo:hi],
+    return parallel.global_array(self.sharding, indices.shape, lambda rows: indices[:, rows],
                                  axis=1)
 
   def _rows(self, local):
     """The global [k, B, ...] array of which this process read the rows `local`."""
     shape = local.shape[:1] + (self.batch_size,) + local.shape[2:]
-    return parallel.global_array(self.sharding, shape, lambda lo, hi: local, axis=1)
+    return parallel.global_array(self.sharding, shape, lambda rows: local, axis=1)
 
   def _read(self, start, k):
     out = []
     for source, schedule in zip(self.sources, self.schedules):
       indices = schedule.indices(start, k)
-      lo, hi = parallel.local_rows(self.sharding, indices.shape, axis=1)
-      rows = indices[:, lo:hi]
+      rows = indices[:, parallel.local_rows(self.sharding, indices.shape, axis=1)]
       out.append(jax.tree.map(lambda a: a.reshape(rows.shape + a.shape[1:]),
                               source[rows.reshape(-1)]))
     return (start, k), out
