@@ -80,7 +80,9 @@ def _short(error):
 
 class Checkpointer:
 
-  def __init__(self, directory, config, keep=3, asynchronous=True):
+  def __init__(self, directory, config, keep=3, asynchronous=True, record=None):
+    """record: a JSON file, outside `directory`, naming the newest step known to be complete:
+    what tells a run whose checkpoints were deleted from one that never completed any."""
     self.config = json.loads(config.to_json())
     directory = str(directory)
     self.directory = epath.Path(directory if '://' in directory else os.path.abspath(directory))
@@ -93,6 +95,7 @@ class Checkpointer:
         item_handlers={'state': ocp.StandardCheckpointHandler(),
                        'config': ocp.JsonCheckpointHandler()})
     self._saving = None
+    self.record = epath.Path(record) if record else None
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -155,7 +158,7 @@ class Checkpointer:
     self.manager.reload()
 
   def save(self, step, state):
-    self.check()
+    self._wait()
     if jax.process_index() == 0:
       self.directory.mkdir(parents=True, exist_ok=True)
       self._check_space(step, state)
@@ -165,6 +168,17 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except: storage errors come in many types
       raise self._failed(step, e) from e
     self._saving = step
+
+  def _wait(self):
+    """Wait for the save in flight (orbax would before the next one anyway); raise SaveFailed
+    if it failed, else record its step as complete."""
+    if self._saving is None:
+      return
+    self.manager.wait_until_finished()
+    self.check()
+    if self.record and jax.process_index() == 0:
+      self.record.write_text(json.dumps({'step': self._saving}))
+    self._saving = None
 
   def _check_space(self, step, state):
     """Refuse a save that cannot fit on a local disk before writing any of it: orbax would
@@ -199,8 +213,7 @@ class Checkpointer:
     if self.manager is None:
       return
     try:
-      self.manager.wait_until_finished()
-      self.check()
+      self._wait()
     except SaveFailed as e:
       if raising:
         raise

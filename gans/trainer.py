@@ -194,7 +194,8 @@ def train(config, workdir, fresh=False):
   feeder = feeding.Feeder(method.sources(config), method.example_spec(config), config, mesh)
   workdir = workdir_lib.prepare(workdir)  # data and config errors come before any write
   with _holding(workdir):
-    ckpt = checkpoint.Checkpointer(workdir / 'checkpoints', config, keep=config.keep_checkpoints)
+    ckpt = checkpoint.Checkpointer(workdir / 'checkpoints', config, keep=config.keep_checkpoints,
+                                   record=workdir / 'last_checkpoint.json')
     try:
       state = _start(method, config, mesh, workdir, ckpt, fresh)
       return _loop(method, config, mesh, workdir, ckpt, feeder, state)
@@ -227,21 +228,27 @@ def _say(text):
 
 
 def _start(method, config, mesh, workdir, ckpt, fresh):
-  """The state to continue from: the newest checkpoint that restores, or a new one."""
+  """The state to continue from: the newest checkpoint that restores, or a new one.
+
+  A workdir whose run once completed a checkpoint (ckpt.record) but has none that restores
+  is refused: starting over would erase its history without being asked. A run killed before
+  its first checkpoint completed has nothing to lose and starts again.
+  """
   state = ckpt.restore(abstract_state(method, config, mesh))
-  history = logs.read_metrics(workdir)
   if state is not None:
+    step = int(parallel.to_host(state.step))
     if fresh:
       raise UserError(f'--fresh starts over only in a workdir without checkpoints, and '
-                      f'{ckpt.directory} holds step {ckpt.latest_step()}: use a new --workdir, '
-                      'or delete that folder first')
-    _say(f'resumed from step {ckpt.latest_step()} ({ckpt.directory / str(ckpt.latest_step())})')
-  elif history and not fresh and history[-1]['step'] >= _saved_config(workdir, config).get(
-      'checkpoint_every', config.checkpoint_every):
-    raise UserError(f'{workdir} holds a run logged to step {history[-1]["step"]} but no '
-                    f'checkpoint in {ckpt.directory}; use a new --workdir to keep that run, or '
+                      f'{ckpt.directory} holds step {step}: use a new --workdir, or delete that '
+                      'folder first')
+    _say(f'resumed from step {step} ({ckpt.directory / str(step)})')
+  elif ckpt.record.exists() and not fresh:
+    saved = json.loads(ckpt.record.read_text())['step']
+    raise UserError(f'{workdir} holds a run that saved checkpoints up to step {saved}, but none '
+                    f'is left in {ckpt.directory}; use a new --workdir to keep that run, or '
                     'pass --fresh to start over here (its metrics are erased)')
   else:
+    ckpt.record.unlink(missing_ok=True)
     init = jax.jit(functools.partial(method.init_state, config),
                    out_shardings=parallel.replicated(mesh))
     state = init(jax.random.PRNGKey(config.seed))
@@ -252,14 +259,6 @@ def _start(method, config, mesh, workdir, ckpt, fresh):
     (workdir / 'config_history').mkdir(exist_ok=True)
     (workdir / 'config_history' / f'{step:08d}.json').write_text(text)
   return state
-
-
-def _saved_config(workdir, config):
-  path = workdir / 'config.json'
-  try:
-    return json.loads(path.read_text()) if path.exists() else config.to_dict()
-  except ValueError:
-    return config.to_dict()
 
 
 def _loop(method, config, mesh, workdir, ckpt, feeder, state):

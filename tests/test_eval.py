@@ -32,7 +32,7 @@ def stats(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def workdir(tmp_path_factory, classifier_dir, stats):
+def workdir(tmp_path_factory, classifier_dir):
   """A 10-step MSG-GAN run that evaluated itself at step 10 (config.eval.every)."""
   from gans import trainer
   path = str(tmp_path_factory.mktemp('run'))
@@ -40,7 +40,7 @@ def workdir(tmp_path_factory, classifier_dir, stats):
   config.eval.update(every=10, num_samples=20, metrics='fid,kid', batch_size=8,
                      extractor='classifier', classifier=classifier_dir)
   with pytest.MonkeyPatch.context() as patch:
-    patch.setenv('GANS_STATS_DIR', stats)
+    patch.delenv('GANS_STATS_DIR', raising=False)  # the reference features go into the run
     trainer.train(config, path)
   return path
 
@@ -53,6 +53,8 @@ def test_metrics_inside_training_are_logged_like_the_losses(workdir):
   assert [r['step'] for r in evals] == [10]
   assert {'fid_classifier_4x4', 'kid_classifier'} <= set(evals[0])
   assert os.path.exists(os.path.join(workdir, 'eval', '10.json'))
+  cached = os.listdir(os.path.join(workdir, 'eval', 'reference'))  # every host reads the workdir
+  assert len(cached) == 1 and cached[0].endswith('.npz')
   config = tiny_config()
   config.eval.every = 5
   with pytest.raises(config_lib.UserError, match='eval.every=5'):
