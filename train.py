@@ -19,8 +19,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     'default: configs/msggan_digits.py.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', os.path.join('runs', 'default'),
                                'Directory for checkpoints, metrics, samples (a path or a URL).')
-_FRESH = flags.DEFINE_bool('fresh', False, 'Start over at step 0 in a workdir whose run has a '
-                           'history but no checkpoint (its metrics are erased).')
+_FRESH = flags.DEFINE_bool('fresh', False, 'Start over at step 0 in a workdir whose run saved '
+                           'checkpoints that are all gone (its metrics are erased).')
 
 
 def main(argv):

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -78,11 +79,35 @@ def _short(error):
   return (text.strip().splitlines() or [type(error).__name__])[0][:300]
 
 
+def _quiet_abandoned_io():
+  """Drop the tracebacks of the reads and writes orbax abandons when one of them fails.
+
+  They arrive later, from TensorStore's threads (an event loop already closed) and from the
+  garbage collector (coroutines whose error nobody awaited): pages of them for one damaged
+  file or one full disk, after the failure was already reported in one line. Everything else
+  still reaches the hooks that were there before.
+  """
+  unraisable, excepthook = sys.unraisablehook, sys.excepthook
+
+  def quiet_unraisable(info):
+    code = getattr(info.object, 'cr_code', None)
+    if '/orbax/' not in getattr(code, 'co_filename', ''):
+      unraisable(info)
+
+  def quiet_excepthook(kind, value, traceback):
+    if not (kind is RuntimeError and str(value) == 'Event loop is closed'):
+      excepthook(kind, value, traceback)
+
+  if getattr(sys.unraisablehook, '__name__', '') != 'quiet_unraisable':
+    sys.unraisablehook, sys.excepthook = quiet_unraisable, quiet_excepthook
+
+
 class Checkpointer:
 
   def __init__(self, directory, config, keep=3, asynchronous=True, record=None):
     """record: a JSON file, outside `directory`, naming the newest step known to be complete:
     what tells a run whose checkpoints were deleted from one that never completed any."""
+    _quiet_abandoned_io()
     self.config = json.loads(config.to_json())
     directory = str(directory)
     self.directory = epath.Path(directory if '://' in directory else os.path.abspath(directory))

@@ -106,12 +106,14 @@ def summarize(metrics_list):
 
 
 def first_nonfinite(metrics_list, first_step):
-  """The step number of the first NaN/Inf in any metric, or None."""
+  """(step, [names]) of the first step with a NaN/Inf metric and the metrics bad at it, or None."""
   step = first_step
   for m in metrics_list:
-    values = np.stack([np.ravel(np.asarray(v)) for v in m.values()])  # [metrics, k]
-    bad = ~np.all(np.isfinite(values), axis=0)
+    names = list(m)
+    values = np.stack([np.ravel(np.asarray(m[k])) for k in names])  # [metrics, k]
+    bad = ~np.isfinite(values)
     if bad.any():
-      return step + int(np.argmax(bad)), [k for k, v in m.items() if not np.all(np.isfinite(v))]
+      t = int(np.argmax(bad.any(axis=0)))
+      return step + t, [k for k, row in zip(names, bad[:, t]) if row]
     step += values.shape[1]
   return None

@@ -184,8 +184,9 @@ def write_samples(method, config, state, latents, directory, tag, generate=None)
 def train(config, workdir, fresh=False):
   """Train config into workdir, resuming from its latest checkpoint. Returns the final state.
 
-  fresh=True starts over at step 0 in a workdir whose run has a history but no checkpoint
-  (the one case where starting over would otherwise erase something without being asked).
+  fresh=True starts over at step 0 in a workdir whose run once completed checkpoints that are
+  all gone (deleted, or damaged and set aside): the one case where starting over would
+  otherwise erase a run's history without being asked.
   """
   config_lib.validate(config)
   mesh = parallel.make_mesh()
