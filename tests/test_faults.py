@@ -204,3 +204,22 @@ def test_a_second_interrupt_exits_at_once_in_one_line(tmp_path):
   assert proc.returncode == 130, err
   assert 'Traceback' not in err and err.strip().splitlines()[-1].startswith(
       'error: interrupted again at step'), err
+
+
+def test_health_norms_are_the_networks_norms():
+  """Per network: the norm of the parameters after the step and of the step's change."""
+  import numpy as np
+  from gans.methods import msggan
+  config = tiny_config()
+  state = msggan.init_state(config, jax.random.PRNGKey(0))
+  images = jax.random.randint(jax.random.PRNGKey(1), (8, 8, 8, 1), 0, 256).astype('uint8')
+  new, metrics = jax.jit(lambda s, x: msggan.train_step(config, s, x))(state, images)
+  norm = lambda tree: np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64)))
+                                  for x in jax.tree.leaves(tree)))
+  for net in ('g', 'd'):
+    old, now = getattr(state, f'{net}_params'), getattr(new, f'{net}_params')
+    np.testing.assert_allclose(metrics[f'{net}_param_norm'], norm(now), rtol=1e-5)
+    np.testing.assert_allclose(metrics[f'{net}_update_norm'],
+                               norm(jax.tree.map(np.subtract, now, old)), rtol=1e-4)
+    assert metrics[f'{net}_grad_norm'] > 0
+  np.testing.assert_allclose(metrics['g_ema_param_norm'], norm(new.g_ema), rtol=1e-5)
