@@ -1,4 +1,5 @@
 """Where a run's numbers go: metrics.jsonl, TensorBoard events, and a progress line."""
+import io
 import json
 import logging
 import sys
@@ -27,6 +28,33 @@ def read_metrics(workdir) -> list:
   return records
 
 
+class _UploadedFile:
+  """An event file on an object store, through epath: kept in memory, uploaded whole at each
+  flush. It replaces tensorboardX's own gs:// writer, which takes its own credentials and
+  uploads again when garbage-collected: at exit, after a test's emulator is gone, it retried
+  for two minutes."""
+
+  def __init__(self, path):
+    self._path, self._buffer = epath.Path(path), io.BytesIO()
+
+  @classmethod
+  def open(cls, path):  # tensorboardX's writer-factory interface
+    return cls(path)
+
+  @staticmethod
+  def directory_check(path):
+    del path  # object stores have no folders to create
+
+  def write(self, data):
+    self._buffer.write(data)
+
+  def flush(self):
+    self._path.write_bytes(self._buffer.getvalue())
+
+  def close(self):
+    self.flush()
+
+
 class MetricWriter:
   """One JSON object per line in DIR/metrics.jsonl, and the same scalars as TensorBoard events.
 
@@ -34,6 +62,10 @@ class MetricWriter:
   first drops the lines a stopped run logged after its last checkpoint, so that every step
   appears once, with the values of the run that continues. That rewrite goes through a
   temporary file and a rename, so a crash during it cannot lose the history.
+
+  An object store (gs://) has no append: there every write uploads the whole file again, which
+  replaces the object at once, so a reader never sees half of it; the event files too (see
+  _UploadedFile).
   """
 
   def __init__(self, workdir, enabled=True, resume_step=0):
@@ -41,27 +73,37 @@ class MetricWriter:
     if enabled:
       from tensorboardX import SummaryWriter
       workdir = epath.Path(workdir)
-      path = workdir / 'metrics.jsonl'
-      kept = [r for r in read_metrics(workdir) if r['step'] <= resume_step]
+      self._path = workdir / 'metrics.jsonl'
+      self._lines = [json.dumps(r) + '\n' for r in read_metrics(workdir)
+                     if r['step'] <= resume_step]
       temporary = workdir / 'metrics.jsonl.tmp'
-      temporary.write_text(''.join(json.dumps(r) + '\n' for r in kept))
-      temporary.replace(path)
-      self._jsonl = path.open('a')
+      temporary.write_text(''.join(self._lines))
+      temporary.replace(self._path)
+      self._jsonl = None if '://' in str(workdir) else self._path.open('a')
+      if '://' in str(workdir):
+        from tensorboardX import record_writer
+        record_writer.register_writer_factory(str(workdir).split(':')[0], _UploadedFile)
       self._tb = SummaryWriter(str(workdir / 'tensorboard'))
 
   def write(self, step, scalars):
     if not self.enabled:
       return
     record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
-    self._jsonl.write(json.dumps(record) + '\n')
-    self._jsonl.flush()
+    line = json.dumps(record) + '\n'
+    if self._jsonl:
+      self._jsonl.write(line)
+      self._jsonl.flush()
+    else:
+      self._lines.append(line)
+      self._path.write_text(''.join(self._lines))
     for key, value in scalars.items():
       self._tb.add_scalar(key, float(value), int(step))
     self._tb.flush()
 
   def close(self):
     if self.enabled:
-      self._jsonl.close()
+      if self._jsonl:
+        self._jsonl.close()
       self._tb.close()
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
 from gans.errors import UserError
 
@@ -173,10 +174,11 @@ def from_frozen(frozen, name, info=None):
 def classifier(workdir):
   """The extractor of the classifier trained by the project in `workdir` (latest checkpoint)."""
   from gans.methods import classifier as method
-  workdir = os.path.abspath(workdir)
-  ckpts = os.path.join(workdir, 'checkpoints')
-  steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
+  workdir = str(workdir) if '://' in str(workdir) else os.path.abspath(workdir)  # gs://...
+  ckpts = epath.Path(workdir) / 'checkpoints'
+  names = [d.name for d in ckpts.iterdir()] if ckpts.is_dir() else []
+  steps = sorted(int(n) for n in names if n.isdigit())
   frozen = method.load_frozen(workdir)
-  tag = re.sub(r'[^A-Za-z0-9.-]+', '-', os.path.basename(workdir)) or 'classifier'
+  tag = re.sub(r'[^A-Za-z0-9.-]+', '-', epath.Path(workdir).name) or 'classifier'
   return from_frozen(frozen, f'classifier-{tag}', {'classifier_workdir': workdir,
                                                    'classifier_step': steps[-1] if steps else None})
