@@ -40,7 +40,8 @@ class Options:
   num_real: int = 0  # 0: the whole split (fid50k_full)
   batch_size: int = 200  # rounded up to a multiple of the device count
   seed: int = 0
-  stats_dir: str = ''  # '' -> $GANS_STATS_DIR or ~/.cache/gans/stats
+  stats_dir: str = ''  # '' -> $GANS_STATS_DIR, else ~/.cache/gans/stats (one process) or
+                      # the run's eval/reference (several: every host must find the cache)
   kid_subsets: int = 100
   kid_subset_size: int = 1000
   is_splits: int = 10
@@ -62,6 +63,14 @@ def parse_metrics(names):
 def stats_dir(options):
   return options.stats_dir or os.environ.get('GANS_STATS_DIR') or os.path.join(
       os.path.expanduser('~'), '.cache', 'gans', 'stats')
+
+
+def shared_stats(options, workdir):
+  """Options whose feature cache every process can read: each host has its own ~/.cache, so
+  with several processes (or in training) the default is the run's own eval/reference."""
+  if options.stats_dir or os.environ.get('GANS_STATS_DIR'):
+    return options
+  return dataclasses.replace(options, stats_dir=str(epath.Path(workdir) / 'eval' / 'reference'))
 
 
 def _sets(method, config, images, real, domain=None):
@@ -286,6 +295,8 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
   method = methods.get(config.method)
   mesh = parallel.make_mesh()
   metrics = parse_metrics(options.metrics)
+  if jax.process_count() > 1:
+    options = shared_stats(options, workdir)
   t0 = time.time()
   results, caches = {}, []
   for domain in domains(method, config):  # coupled models: every metric per domain, as _a, _b
@@ -469,11 +480,9 @@ class DuringTraining:
   def __init__(self, config, workdir):
     e = config.eval
     self.workdir, self.config = workdir, config
-    # The run's own folder holds the reference features unless $GANS_STATS_DIR says otherwise:
-    # on a pod every host reads the workdir, while each has its own ~/.cache.
-    shared = os.environ.get('GANS_STATS_DIR') or str(epath.Path(workdir) / 'eval' / 'reference')
-    self.options = Options(metrics=parse_metrics(e.metrics), num_samples=e.num_samples,
-                           batch_size=e.batch_size, seed=config.seed, stats_dir=shared)
+    self.options = shared_stats(Options(metrics=parse_metrics(e.metrics),
+                                        num_samples=e.num_samples, batch_size=e.batch_size,
+                                        seed=config.seed), workdir)
     self.extractor = make_extractors([e.extractor], e.inception or None, e.classifier or None)[0]
 
   def __call__(self, state):

@@ -227,3 +227,16 @@ def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_wor
   x_b = method.generate(config, state, z)[1]
   np.testing.assert_allclose(fake.features[:16], ext.apply(ext.params, extractors.quantize(x_b))[0],
                              rtol=1e-3, atol=1e-4)
+
+
+def test_the_feature_cache_every_process_reads(monkeypatch):
+  """Each host has its own ~/.cache: with several processes the default is the run's folder."""
+  from gans import evaluate
+  monkeypatch.delenv('GANS_STATS_DIR', raising=False)
+  assert evaluate.shared_stats(evaluate.Options(), 'gs://b/run').stats_dir == (
+      'gs://b/run/eval/reference')
+  assert evaluate.shared_stats(evaluate.Options(stats_dir='gs://b/stats'), 'gs://b/run') == (
+      evaluate.Options(stats_dir='gs://b/stats'))
+  monkeypatch.setenv('GANS_STATS_DIR', '/shared/stats')
+  assert evaluate.stats_dir(evaluate.shared_stats(evaluate.Options(), 'gs://b/run')) == (
+      '/shared/stats')
