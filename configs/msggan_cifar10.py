@@ -1,7 +1,8 @@
 """MSG-GAN on CIFAR-10 (TFDS `cifar10`, 50,000 training images) at 32x32: BMSG-GAN at depth 4.
 
 Full reference architecture (width 512, latent 512: G 20.7M, D 17.2M parameters), RaHinge,
-Adam 0.003 betas (0, 0.99), EMA 0.999. Prepare once: `tfds build cifar10 --file_format=array_record`.
+Adam 0.003 betas (0, 0.99), EMA 0.999. Prepare once:
+`tfds build cifar10 --file_format=array_record`.
 
   python train.py --config configs/msggan_cifar10.py --workdir runs/cifar10
   (100,000 steps at batch 64 = 6.4M images; at the reference's 952 img/s on an H100 this

@@ -9,9 +9,9 @@
 Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
 devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
 the median over repeated dispatches, each ended by block_until_ready. FLOPs come from the model's
-own layer shapes (counted as the convs are traced, gans.layers.flop_counter), not a guess, and XLA's cost
-analysis of the compiled dispatch is printed beside them as a check. The compiled step's
-communication is counted from its HLO: all-reduces and the bytes they carry (against the
+own layer shapes (counted as the convs are traced, gans.layers.flop_counter), not a guess, and
+XLA's cost analysis of the compiled dispatch is printed beside them as a check. The compiled
+step's communication is counted from its HLO: all-reduces and the bytes they carry (against the
 trained parameters' bytes: a data-parallel step should send each gradient once), any other
 collective, any host transfer. Prints one JSON line.
 """
@@ -126,7 +126,8 @@ def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None, fused=None
       'trained_parameters_kb': round(trained_bytes / 1024, 1),
       'other_collectives': ops['other'],
       'host_transfers': ops['host'],
-      'mfu_necessary': float(f'{images_per_s * necessary / peak:.4g}') if peak and necessary else None,
+      'mfu_necessary': (float(f'{images_per_s * necessary / peak:.4g}') if peak and necessary
+                        else None),
       'peak_tflops': peak / 1e12 if peak else None,
   }
 

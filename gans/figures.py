@@ -32,7 +32,8 @@ def grid(images, ncol=None, pad=1):
   out = np.zeros((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), np.uint8)
   for i, img in enumerate(images):
     r, col = divmod(i, ncol)
-    out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = img
+    top, left = pad + r * (h + pad), pad + col * (w + pad)
+    out[top:top + h, left:left + w] = img
   return out
 
 

@@ -1,4 +1,4 @@
-"""Building blocks shared by the models: equalized-lr convs, PixelNorm, minibatch stddev, resampling.
+"""Shared model building blocks: equalized-lr convs, PixelNorm, minibatch stddev, resampling.
 
 Parameters are kept in float32; every layer casts its kernel and input to the module's `dtype`
 at the point of use, so bfloat16 compute costs nothing in optimizer precision. Layouts are NHWC.

@@ -144,7 +144,8 @@ class Progress:
 def summarize(metrics_list):
   """Mean of each metric over a list of {name: k values} dispatch results."""
   keys = metrics_list[0].keys()
-  return {k: float(np.mean(np.concatenate([np.ravel(np.asarray(m[k])) for m in metrics_list]))) for k in keys}
+  return {k: float(np.mean(np.concatenate([np.ravel(np.asarray(m[k])) for m in metrics_list])))
+          for k in keys}
 
 
 def first_nonfinite(metrics_list, first_step):

@@ -2,8 +2,9 @@
 
 The host only enqueues work between log intervals: K steps run per dispatch (one fused
 lax.scan on accelerators, see Dispatch), the state's buffers are donated, and metrics stay on
-the devices until a log, sample or checkpoint boundary needs them. Checkpoints are taken only after the metrics since
-the previous one were seen to be finite, so a diverged run never overwrites a good checkpoint.
+the devices until a log, sample or checkpoint boundary needs them. Checkpoints are taken only
+after the metrics since the previous one were seen to be finite, so a diverged run never
+overwrites a good checkpoint.
 """
 import contextlib
 import functools

@@ -144,7 +144,8 @@ def test_plateau_schedule_against_carpedm20s_rule():
                    'optim.g_lr': lr0, 'optim.d_lr': lr0, 'optim.lr_floor': floor})
   rng = np.random.default_rng(0)
   measures = np.concatenate([np.linspace(1.0, 0.5, 12), np.full(8, 0.5),  # falls, then stalls
-                             0.5 + 0.1 * rng.random(20), np.linspace(0.5, 0.2, 8)]).astype(np.float32)
+                             0.5 + 0.1 * rng.random(20),
+                             np.linspace(0.5, 0.2, 8)]).astype(np.float32)
   history, prev, lr = collections.deque([0.0] * window, window), np.inf, lr0
   scale, m_sum, m_prev = jnp.float32(1), jnp.float32(0), jnp.float32(np.inf)
   advance = jax.jit(functools.partial(began.advance_schedule, config))
@@ -172,7 +173,8 @@ def test_plateau_decay_restarts_adam_moments():
   new, metrics = jax.jit(functools.partial(began.train_step, config))(state, digits(config))
   # M > 0 = the previous window's mean: a stall, so the lr halves for the next step
   assert float(new.lr_scale) == 0.5 and metrics['g_lr'] == np.float32(config.optim.g_lr)
-  assert began.learning_rates(config, new.step, new.lr_scale)[0] == np.float32(config.optim.g_lr / 2)
+  assert (began.learning_rates(config, new.step, new.lr_scale)[0]
+          == np.float32(config.optim.g_lr / 2))
   for opt in (new.g_opt, new.d_opt):
     assert int(opt.count) == 0 and not any(np.any(m) for m in jax.tree.leaves((opt.mu, opt.nu)))
 

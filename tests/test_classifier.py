@@ -62,7 +62,8 @@ def test_digit_splits_are_disjoint_slices_with_labels():
   assert len(train) + len(held) == len(everything) == 1797
   np.testing.assert_array_equal(np.concatenate([train.labels(), held.labels()]),
                                 everything.labels())
-  np.testing.assert_array_equal(held[np.arange(3)], everything[np.arange(len(train), len(train) + 3)])
+  np.testing.assert_array_equal(held[np.arange(3)],
+                                everything[np.arange(len(train), len(train) + 3)])
   with pytest.raises(UserError, match='one split'):
     sources.DigitsSource(8, 1, split='test')
 

@@ -147,7 +147,8 @@ def test_couplings_update_the_generators_and_encoder_never_d_or_frozen_nets():
                                           after.e_params)))
   for domain in 'ab':
     moved = [not np.array_equal(x, y) for k in after.g_params if k.startswith(domain)
-             for x, y in zip(jax.tree.leaves(after.g_params[k]), jax.tree.leaves(plain.g_params[k]))]
+             for x, y in zip(jax.tree.leaves(after.g_params[k]),
+                             jax.tree.leaves(plain.g_params[k]))]
     assert any(moved)
 
 

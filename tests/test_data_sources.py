@@ -271,10 +271,12 @@ def test_tfds_real_array_record(tmp_path, monkeypatch):
   assert sorted(images.reshape(6, -1).max(axis=1)) == [0, 40, 80, 120, 160, 200]
   assert (images.min(axis=(1, 2, 3)) == images.max(axis=(1, 2, 3))).all()
   # Split arithmetic, as configs/msggan_flowers256.py uses ('train+validation+test').
-  both = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train+test'), 4, 1)
+  both = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train+test'),
+                     4, 1)
   assert len(both) == 8
   assert sorted(both.load_all().reshape(8, -1).max(axis=1))[-2:] == [220, 240]
-  half = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train[:50%]'), 4, 1)
+  half = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train[:50%]'),
+                     4, 1)
   assert len(half) == 3
   with pytest.raises(UserError, match="split 'trainA'.*train"):
     make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='trainA'), 4, 1)

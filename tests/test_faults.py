@@ -50,7 +50,8 @@ def test_a_run_without_its_checkpoints_is_refused_not_restarted(tmp_path):
   trainer.train(tiny_config(num_steps=20), workdir)
   history = read_metrics(workdir)
   shutil.rmtree(os.path.join(workdir, 'checkpoints'))
-  with pytest.raises(UserError, match=r'saved checkpoints up to step 20, but none is left.*--fresh'):
+  with pytest.raises(UserError,
+                     match=r'saved checkpoints up to step 20, but none is left.*--fresh'):
     trainer.train(tiny_config(num_steps=20), workdir)
   assert read_metrics(workdir) == history  # nothing erased
   state = trainer.train(tiny_config(num_steps=10), workdir, fresh=True)

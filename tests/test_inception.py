@@ -97,8 +97,8 @@ def test_loads_a_weights_file_in_the_published_format_and_runs(weights_file):
   variables, digest = extractors.load_inception_variables(str(path), sha256_prefix='')
   assert len(digest) == 64
   kernel = variables['params']['Mixed_5b']['branch5x5_2']['conv']['kernel']
-  np.testing.assert_array_equal(kernel,
-                                state_dict['Mixed_5b.branch5x5_2.conv.weight'].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(
+      kernel, state_dict['Mixed_5b.branch5x5_2.conv.weight'].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(variables['batch_stats']['Mixed_7c']['branch_pool']['bn']['var'],
                                 state_dict['Mixed_7c.branch_pool.bn.running_var'])
   np.testing.assert_array_equal(variables['params']['fc']['kernel'], state_dict['fc.weight'].T)

@@ -53,7 +53,8 @@ def test_the_two_domains_are_drawn_independently():
 
 def test_presets_and_unknown_pairs():
   svhn = _config('mnist2svhn')
-  assert (svhn.data.name, svhn.data_b.name, svhn.model.image_channels) == ('mnist', 'svhn_cropped', 3)
+  assert ((svhn.data.name, svhn.data_b.name, svhn.model.image_channels)
+          == ('mnist', 'svhn_cropped', 3))
   a2o = _config('cycle_gan/apple2orange')
   assert (a2o.data.split, a2o.data_b.split) == ('trainA', 'trainB')
   assert _config('celeba/Eyeglasses').pair.attribute == 'Eyeglasses'

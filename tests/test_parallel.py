@@ -155,7 +155,8 @@ mesh = parallel.make_mesh()
 a, b = jnp.arange(16.).reshape(16, 1), 100 + jnp.arange(8.).reshape(8, 1)
 with jax.set_mesh(mesh):
   f = jax.jit(lambda a, b: parallel.split_batch(parallel.concat_batch([a, b]) * 2, [16, 8]))
-  x, y = f(jax.device_put(a, parallel.batch_sharding(mesh)), jax.device_put(b, parallel.batch_sharding(mesh)))
+  x, y = f(jax.device_put(a, parallel.batch_sharding(mesh)),
+           jax.device_put(b, parallel.batch_sharding(mesh)))
 np.testing.assert_array_equal(x, 2 * a); np.testing.assert_array_equal(y, 2 * b)
 print('ok')
 """

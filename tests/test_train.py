@@ -99,7 +99,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path)
   trainer.train(tiny_config(num_steps=10), workdir)
   exploding = tiny_config(num_steps=30, **{'optim.d_lr': 1e30, 'optim.g_lr': 1e30})
-  with pytest.raises(trainer.Diverged, match=r'NaN/Inf at step 1\d; .*last good checkpoint is step 10'):
+  with pytest.raises(trainer.Diverged,
+                     match=r'NaN/Inf at step 1\d; .*last good checkpoint is step 10'):
     trainer.train(exploding, workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10']
   trainer.train(tiny_config(num_steps=20), workdir)  # the kept checkpoint still restores
@@ -168,8 +169,8 @@ def test_msggan_v1_options_train():
 def test_bfloat16_compute_keeps_float32_state():
   state, metrics = _steps(tiny_config(**{'model.dtype': 'bfloat16'}))
   assert all(np.isfinite(v) for v in metrics.values())
-  assert {x.dtype for x in jax.tree.leaves((state.g_params, state.d_params, state.g_opt,
-                                            state.g_ema))} <= {np.dtype('float32'), np.dtype('int32')}
+  leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_opt, state.g_ema))
+  assert {x.dtype for x in leaves} <= {np.dtype('float32'), np.dtype('int32')}
 
 
 def test_fused_scan_dispatch_matches_step_by_step():

@@ -37,7 +37,8 @@ class Schedule:
 
   def _permutation(self, epoch):
     if self._cache[0] != epoch:
-      self._cache = (epoch, np.random.default_rng(self.salt + [epoch]).permutation(self.num_examples))
+      rng = np.random.default_rng(self.salt + [epoch])
+      self._cache = (epoch, rng.permutation(self.num_examples))
     return self._cache[1]
 
   def indices(self, start: int, k: int) -> np.ndarray:
@@ -80,7 +81,8 @@ class Feeder:
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
     nbytes = sum(len(s) * _example_bytes(spec) for s, spec in zip(self.sources, self.specs))
     mode = config.data.on_device
-    on_device = nbytes <= config.data.on_device_max_mb * 2 ** 20 if mode == 'auto' else mode == 'yes'
+    on_device = (nbytes <= config.data.on_device_max_mb * 2 ** 20 if mode == 'auto'
+                 else mode == 'yes')
     self.tables = [parallel.replicate(mesh, s.load_all()) if on_device else None
                    for s in self.sources]
     logging.info('data: %s, %s', ', '.join(f'{len(s)} examples of {s.name}' for s in self.sources),

@@ -460,7 +460,8 @@ def make_source(data_config, resolution: int, channels: int) -> ImageSource:
 
 
 class LabelledSource:
-  """Images with their classes: source[indices] -> {'image': uint8 [n, R, R, C], 'label': int32 [n]}."""
+  """Images with their classes:
+  source[indices] -> {'image': uint8 [n, R, R, C], 'label': int32 [n]}."""
 
   def __init__(self, images: ImageSource):
     self.images, self.name = images, images.name

@@ -92,7 +92,8 @@ def validate(config):
   check(models.valid_resolution(m.resolution),
         f'model.resolution={m.resolution} must be a power of two >= {models.BASE} '
         '(BEGAN always bottoms out at 8x8)')
-  check(min(m.n, m.h, m.z, m.repeat) >= 1, 'model.n, model.h, model.z and model.repeat must be >= 1')
+  check(min(m.n, m.h, m.z, m.repeat) >= 1,
+        'model.n, model.h, model.z and model.repeat must be >= 1')
   check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
   check(m.residual_steps >= 0, 'model.residual_steps must be >= 0 (0: no vanishing residuals)')
   config_lib.check_dtype(m.dtype)

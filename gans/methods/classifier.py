@@ -130,7 +130,8 @@ def train_step(config, state: TrainState, batch):
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
   params = optax.apply_updates(state.params, updates)
   return (state.replace(step=state.step + 1, params=params, opt=opt),
-          {'loss': loss, 'accuracy': accuracy, **health.norms('classifier', grads, state.params, params)})
+          {'loss': loss, 'accuracy': accuracy,
+           **health.norms('classifier', grads, state.params, params)})
 
 
 def evaluate(config, state):

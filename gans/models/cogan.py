@@ -67,7 +67,8 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     spec = self.layer
-    kinit = nn.initializers.he_normal() if self.weight_init == 'he' else nn.initializers.normal(0.02)
+    kinit = (nn.initializers.he_normal() if self.weight_init == 'he'
+             else nn.initializers.normal(0.02))
     binit = nn.initializers.constant(0.1 if self.weight_init == 'normal' else 0.0)
     dense = dict(kernel_init=kinit, bias_init=binit, dtype=self.dtype)
     k = (spec.kernel, spec.kernel)

@@ -52,7 +52,8 @@ class Generator(nn.Module):
     body = functools.partial(conv, spectral_norm=self.spectral_norm, dilation=self.dilation)
     norm = layers.pixel_norm if self.pixelnorm else (lambda x: x)
     c = g_channels(0, self.width)
-    h = layers.EqDenseToMap(4, c, self.equalized, self.spectral_norm, self.dtype, name='b0_dense')(z)
+    h = layers.EqDenseToMap(4, c, self.equalized, self.spectral_norm, self.dtype,
+                            name='b0_dense')(z)
     h = layers.leaky_relu(h)
     h = norm(layers.leaky_relu(body(c, name='b0_conv')(h)))
     outputs = [self._to_rgb(conv, h, 0)]
