@@ -241,7 +241,7 @@ def compared(check, a, b, names):
   return {'config': check.label(target_rows()[0][0]), 'batch': a['batch'],
           'steps_per_dispatch': a['steps_per_dispatch'],
           names[0]: {k: a[k] for k in PICK}, names[1]: {k: b[k] for k in PICK},
-          f'{names[0]}_over_{names[1]}': round(a['images_per_s'] / b['images_per_s'], 3)}
+          f'{names[0]}_over_{names[1]}': float(f"{a['images_per_s'] / b['images_per_s']:.4g}")}
 
 
 def fused_vs_single(check):
