@@ -103,7 +103,7 @@ def benchmark(config, repeats=10, peak_tflops=None, profile_dir=None, fused=None
       times.append((time.perf_counter() - t0) / k)
   step_s = statistics.median(times)
   images_per_s = batch / step_s
-  flops = method.flops(config) if hasattr(method, 'flops') else None
+  flops = method.flops(config) if method.flops else None
   reference, necessary = flops or (None, None)
   dtype = config.model.get('dtype', 'float32')
   peak = peak_tflops * 1e12 if peak_tflops else peak_flops(dtype)

@@ -60,9 +60,9 @@ def data_defaults(name: str = 'digits') -> ml_collections.ConfigDict:
 
 def make_tiny(c, steps=20):
   """The `tiny` variant every config offers: same data and method, the method's smallest model
-  (its TINY_MODEL) and a few steps, so the whole path runs in seconds on a CPU."""
+  (its tiny_model) and a few steps, so the whole path runs in seconds on a CPU."""
   from gans import methods  # pylint: disable=g-import-not-at-top
-  c.model.update(methods.get(c.method).TINY_MODEL)
+  c.model.update(methods.get(c.method).tiny_model)
   c.batch_size = 8
   c.num_steps = steps
   c.steps_per_dispatch = 5

@@ -74,7 +74,7 @@ def shared_stats(options, workdir):
 
 
 def _sets(method, config, images, real, domain=None):
-  hook = getattr(method, 'real_eval_sets' if real else 'eval_sets', None)
+  hook = method.real_eval_sets if real else method.eval_sets
   if hook:
     return hook(config, images) if domain is None else hook(config, images, domain)
   if not hasattr(images, 'shape'):
@@ -186,7 +186,7 @@ def _batches(what, n, batch):
 
 def domains(method, config):
   """The image domains a method is scored in: (None,) for one, else its eval_domains."""
-  return tuple(method.eval_domains(config)) if hasattr(method, 'eval_domains') else (None,)
+  return tuple(method.eval_domains(config)) if method.eval_domains else (None,)
 
 
 def reference_features(method, config, extractor, mesh, options, domain=None):
@@ -211,7 +211,7 @@ def reference_features(method, config, extractor, mesh, options, domain=None):
   key = json.dumps([source.name, config.data.get('path', ''), config.data.get('data_dir'),
                     split, r, c, config.data.get('center_crop', 0),
                     config.data.get('percentage', 100.0), n, extractor.name, identity,
-                    getattr(method, '__name__', ''), domain], sort_keys=True)
+                    method.name, domain], sort_keys=True)
   name = (f'{_tag(source.name)}_{_tag(split)}_{r}px_{extractor.name}_n{n}_'
           f'{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz')
   path = epath.Path(stats_dir(options)) / name
@@ -322,7 +322,7 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
 def scoreable(method):
   """Whether eval.py runs FID & co. by default: the method names its image sets (eval_sets).
   The classifier is judged by its accuracy alone."""
-  return hasattr(method, 'eval_sets')
+  return method.eval_sets is not None
 
 
 def method_scores(workdir, step=None, loaded=None, write=True):
@@ -334,11 +334,11 @@ def method_scores(workdir, step=None, loaded=None, write=True):
   method = methods.get(config.method)
   step = int(parallel.to_host(state.step))
   results = {}
-  if hasattr(method, 'evaluate'):
+  if method.evaluate:
     for name, value in method.evaluate(config, state).items():
       results[name] = {'value': float(value), 'reference': f'{config.method}.evaluate'}
   rows = [r for r in logs.read_metrics(workdir) if r['step'] <= step]
-  for name in method.PROGRESS:
+  for name in method.progress:
     logged = [r for r in rows if name in r]
     if logged:
       for label, row in (('logged', logged[-1]), ('first_logged', logged[0])):
@@ -443,9 +443,8 @@ def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
   out = os.path.join(workdir, 'figures')
   latents = method.sample_latents(config, jax.random.PRNGKey(seed), sheet_samples)
   paths = trainer.write_samples(method, config, state, latents, out, tag)
-  hook = getattr(method, 'figures', None)
-  if callable(hook):  # not the gans.figures module a method may import under that name
-    paths += hook(config, state, workdir)
+  if method.figures:
+    paths += method.figures(config, state, workdir)
   else:
     paths.append(interpolation_figure(method, config, state,
                                       os.path.join(out, 'interpolation', f'{tag}.png'), seed))

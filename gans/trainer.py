@@ -272,10 +272,10 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
     _say(f'already at step {step} of {total}: nothing to do (--config.num_steps=N to go on)')
     ckpt.close()
     return state
-  evaluating = methods.makes_samples(method) and config.get('eval', {}).get('every')
+  evaluating = method.makes_samples and config.get('eval', {}).get('every')
   evaluator = evaluate.DuringTraining(config, str(workdir)) if evaluating else None
   dispatch = Dispatch(method, config, mesh, feeder.gather)
-  if methods.makes_samples(method):
+  if method.makes_samples:
     generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
     latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
                       out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
@@ -283,7 +283,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
 
   def save_samples(step):
-    if methods.makes_samples(method):
+    if method.makes_samples:
       write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
                     f'step_{step:08d}', generate)
 
@@ -318,7 +318,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
           scalars = logs.summarize(host)
           writer.write(step, {**scalars, 'images_per_s': rate, 's_per_kimg': 1000 / rate,
                               'elapsed_s': now - t_start, 'compile_s': dispatch.compile_s})
-          progress.update(step, rate, {n: scalars[n] for n in method.PROGRESS if n in scalars})
+          progress.update(step, rate, {n: scalars[n] for n in method.progress if n in scalars})
           pending, pending_start, last_logged, t_last = [], step, step, now
         if evaluator and step % config.eval.every == 0:
           writer.write(step, evaluator(state))
@@ -326,7 +326,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
           save_samples(step)
         if step % config.checkpoint_every == 0 or boundary:
           ckpt.save(step, state)
-          if hasattr(method, 'evaluate'):  # held-out scores of every saved model
+          if method.evaluate:  # held-out scores of every saved model
             writer.write(step, method.evaluate(config, state))
         if stopped:
           break

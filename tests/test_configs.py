@@ -52,3 +52,15 @@ def test_tiny_variant_feeds_its_step(name):
   assert jax.tree.map(lambda a: (a.shape, a.dtype), new_state) == jax.tree.map(
       lambda a: (a.shape, a.dtype), state)
   assert all(m.shape == () for m in jax.tree.leaves(metrics))
+
+
+def test_every_method_fills_the_contract():
+  """methods.get returns the typed contract; a generator provides all of its sampling fields."""
+  from gans import methods
+  for name in methods.REGISTRY:
+    method = methods.get(name)
+    assert isinstance(method, methods.Method) and method.name == name
+    sampling = (method.sample_latents, method.generate, method.sheets, method.image_shape)
+    assert all(sampling) if method.makes_samples else not any(sampling[:3])
+  assert methods.get('scogan').defaults().method == 'scogan'
+  assert methods.get('cogan').defaults().method == 'cogan'

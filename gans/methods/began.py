@@ -29,6 +29,7 @@ from etils import epath
 from PIL import Image
 
 from gans import config as config_lib
+from gans import methods
 from gans import data, health, layers, logs, parallel
 from gans import figures as figures_lib
 from gans.data import feeding
@@ -440,3 +441,11 @@ def gamma_figure(workdirs, path, num_samples=36, seed=0, step=None):
     labels.append(f'gamma = {gamma:g}, step {int(state.step):,}')
   return figures_lib.labelled_side_by_side(
       [s[..., 0] if s.shape[-1] == 1 else s for s in sheets], labels, path)
+
+
+METHOD = methods.Method(
+    name='began', defaults=defaults, validate=validate, sources=sources,
+    example_spec=example_spec, image_shape=image_shape, init_state=init_state,
+    train_step=train_step, tiny_model=TINY_MODEL, progress=PROGRESS,
+    sample_latents=sample_latents, generate=generate, sheets=sheets, flops=flops,
+    figures=figures, eval_sets=eval_sets)

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from gans import config as config_lib
+from gans import methods
 from gans import data, health, parallel
 from gans.data import feeding
 from gans.errors import UserError
@@ -190,3 +191,9 @@ def load_frozen(workdir, step=None) -> Frozen:
     raise UserError(f'{workdir} holds a {config.method} run, not a classifier; train one with '
                     'python train.py --config configs/classifier_digits.py')
   return Frozen(config, parallel.to_host(state.params))
+
+
+METHOD = methods.Method(
+    name='classifier', defaults=defaults, validate=validate, sources=sources,
+    example_spec=example_spec, init_state=init_state, train_step=train_step,
+    tiny_model=TINY_MODEL, progress=PROGRESS, evaluate=evaluate)

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from gans import config as config_lib
+from gans import methods
 from gans import figures as figures_lib
 from gans import health, layers, parallel, regularizers
 from gans.data import feeding, pairs
@@ -598,3 +599,14 @@ def figures(config, state, workdir, num=12, seed=0):
                                        os.path.join(out_dir, f'translation_step_{step:08d}.png'),
                                        len(real)))
   return paths
+
+
+_COUPLED = dict(
+    validate=validate, sources=sources, example_spec=example_spec, image_shape=image_shape,
+    init_state=init_state, train_step=train_step, tiny_model=TINY_MODEL, progress=PROGRESS,
+    sample_latents=sample_latents, generate=generate, sheets=sheets, evaluate=evaluate,
+    figures=figures, flops=flops, eval_sets=eval_sets, real_eval_sets=real_eval_sets,
+    eval_domains=eval_domains)
+COGAN = methods.Method(name='cogan', defaults=functools.partial(defaults, 'cogan'), **_COUPLED)
+SCOGAN = methods.Method(name='scogan', defaults=functools.partial(defaults, 'scogan'),
+                        **_COUPLED)

@@ -19,6 +19,7 @@ import optax
 import ml_collections
 
 from gans import config as config_lib
+from gans import methods
 from gans import data, figures, health, layers, losses, parallel, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
@@ -328,3 +329,11 @@ def flops(config):
   uses_real = losses.get(config.loss.name).g_uses_real
   g_forwards = 3 if reuses_g_forward(config) else 4
   return 4 * g + 12 * d, g_forwards * g + (9 if uses_real else 8) * d
+
+
+METHOD = methods.Method(
+    name='msggan', defaults=defaults, validate=validate, sources=sources,
+    example_spec=example_spec, image_shape=image_shape, init_state=init_state,
+    train_step=train_step, tiny_model=TINY_MODEL, progress=PROGRESS,
+    sample_latents=sample_latents, generate=generate, sheets=sheets, flops=flops,
+    eval_sets=eval_sets, real_eval_sets=real_eval_sets)
