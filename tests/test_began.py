@@ -113,7 +113,12 @@ def test_step_against_a_direct_computation():
   np.testing.assert_allclose(metrics['d_loss'], real - 0.25 * fake_d, rtol=1e-5)
   np.testing.assert_allclose(metrics['M'], real + abs(balance), rtol=1e-5)
   np.testing.assert_allclose(new.k, np.clip(0.25 + 0.05 * balance, 0, 1), rtol=1e-5)
-  np.testing.assert_allclose(metrics['k'], new.k)
+  # k from the step's own logged losses and the previous k, in float64 (not new.k: the
+  # logged k must be the controller's update, whatever the state holds)
+  logged = {k: float(metrics[k]) for k in ('loss_real', 'loss_fake', 'k')}
+  np.testing.assert_allclose(
+      logged['k'], np.clip(0.25 + 0.05 * (0.7 * logged['loss_real'] - logged['loss_fake']), 0, 1),
+      rtol=1e-6)
 
   o = config.optim
   for params, grads, updated, lr in ((state.d_params, d_grads, new.d_params, o.d_lr),
@@ -244,16 +249,186 @@ def test_find_latents_fits_a_generated_image():
   assert float(jnp.max(jnp.abs(fitted))) <= 1.0
 
 
-def test_bfloat16_skips_residuals_and_shared_z_train():
-  config = tiny(shared_z=True, **{'model.dtype': 'bfloat16', 'model.skip': True,
-                                  'model.resolution': 16, 'model.residual_steps': 10})
+def test_shared_z_uses_one_draw():
+  config = tiny(shared_z=True)
   state = began.init_state(config, jax.random.PRNGKey(0))
   _, z_d, z_g = began.step_inputs(config, state, digits(config))
   np.testing.assert_array_equal(z_d, z_g)
-  new, metrics = jax.jit(functools.partial(began.train_step, config))(state, digits(config))
+
+
+def _conv_dtypes(config, state, images):
+  """The operand dtypes of every convolution in the jaxpr of one training step."""
+  jaxpr = jax.make_jaxpr(functools.partial(began.train_step, config))(state, images)
+  found = set()
+
+  def walk(j):
+    for eqn in j.eqns:
+      if eqn.primitive.name == 'conv_general_dilated':
+        found.add(tuple(str(v.aval.dtype) for v in eqn.invars))
+      for sub in jax.core.jaxprs_in_params(eqn.params):
+        walk(sub)
+
+  walk(jaxpr.jaxpr)
+  return found
+
+
+def test_bfloat16_convolves_in_bfloat16_and_keeps_the_state_float32():
+  """model.dtype=bfloat16 is the compute dtype: every convolution of the step (forward and
+  backward) takes bfloat16 operands, while parameters, Adam moments and k stay float32."""
+  for dtype in ('float32', 'bfloat16'):
+    config = tiny(**{'model.dtype': dtype, 'model.resolution': 16})
+    state = began.init_state(config, jax.random.PRNGKey(0))
+    images = digits(config)
+    assert _conv_dtypes(config, state, images) == {(dtype, dtype)}
+  new, metrics = jax.jit(functools.partial(began.train_step, config))(state, images)
   assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
-  assert {x.dtype for x in jax.tree.leaves((new.g_params, new.d_params, new.g_opt))} <= {
+  assert {x.dtype for x in jax.tree.leaves((new.g_params, new.d_params, new.g_opt, new.k))} <= {
       np.dtype('float32'), np.dtype('int32')}
+
+
+# BEGAN's networks written out in numpy (spec §4, §4.1): 3x3 'SAME' convs (TF padding), ELU,
+# nearest x2 up-sampling, linear FC layers; skips concatenate the up-sampled h0 after the
+# level's own input, and a vanishing residual blends carry * in + (1 - carry) * ELU(conv(in))
+# wherever a stride-1 conv keeps the shape (not the stem).
+
+
+def _np_conv(x, p, stride=1):
+  b, size, _, _ = x.shape
+  out = -(-size // stride)
+  pad = max((out - 1) * stride + 3 - size, 0)
+  x = np.pad(x, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2), (0, 0)))
+  span = (out - 1) * stride + 1
+  k = np.asarray(p['kernel'], np.float64)
+  return sum(np.einsum('bhwc,cd->bhwd', x[:, i:i + span:stride, j:j + span:stride], k[i, j])
+             for i in range(3) for j in range(3)) + np.asarray(p['bias'], np.float64)
+
+
+def _np_elu(x):
+  return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def _np_conv_elu(x, p, carry, stride=1):
+  y = _np_elu(_np_conv(x, p, stride))
+  if carry is not None and stride == 1 and y.shape == x.shape:
+    y = carry * x + (1 - carry) * y
+  return y
+
+
+def _np_up(x, factor):
+  return x.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
+def _np_dense(x, p):
+  return x @ np.asarray(p['kernel'], np.float64) + np.asarray(p['bias'], np.float64)
+
+
+def _np_decoder(p, code, levels, n, skip=False, carry=None):
+  x = h0 = _np_dense(np.asarray(code, np.float64), p['fc']).reshape(len(code), 8, 8, n)
+  for level in range(levels):
+    if level:
+      x = _np_up(x, 2)
+      if skip:
+        x = np.concatenate([x, _np_up(h0, 2 ** level)], axis=-1)
+    for r in range(2):
+      x = _np_conv_elu(x, p[f'level{level}_conv{r}'], carry)
+  return _np_conv(x, p['to_image'])
+
+
+def _np_encoder(p, x, levels, carry=None):
+  x = _np_conv_elu(np.asarray(x, np.float64), p['stem'], None)
+  for level in range(levels):
+    for r in range(2):
+      x = _np_conv_elu(x, p[f'level{level}_conv{r}'], carry)
+    if level < levels - 1:
+      x = _np_conv_elu(x, p[f'level{level}_down'], None, stride=2)
+  return _np_dense(x.reshape(len(x), -1), p['embed'])
+
+
+def _np_autoencoder(p, x, levels, n, skip=False, carry=None):
+  return _np_decoder(p['decoder'], _np_encoder(p['encoder'], x, levels, carry), levels, n, skip,
+                     carry)
+
+
+@pytest.mark.parametrize('skip', [False, True])
+def test_generator_and_autoencoder_against_numpy(skip):
+  """32x32 (three levels, so h0 is up-sampled x2 and x4 for the skips): G and D equal the
+  numpy networks. With skips the first conv of each later level takes h0's n channels on top
+  of its n, and those channels matter: zeroing their kernel slices changes the output."""
+  config = tiny(**{'model.resolution': 32, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+                   'model.image_channels': 1, 'model.skip': skip})
+  state = began.init_state(config, jax.random.PRNGKey(0))
+  rng = np.random.default_rng(0)  # biases start at 0: give them values so they count
+  g_params, d_params = jax.tree.map(
+      lambda w: w + 0.1 * rng.normal(size=w.shape).astype(np.float32),
+      (state.g_params, state.d_params))
+  g, d = began.build_models(config)
+  z = began.sample_latents(config, jax.random.PRNGKey(1), 2)
+  x = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 1)), jnp.float32)
+  fake = jax.jit(lambda p, z: g.apply({'params': p}, z))(g_params, z)
+  np.testing.assert_allclose(fake, _np_decoder(g_params, z, 3, 4, skip), rtol=1e-4, atol=1e-5)
+  rec = jax.jit(lambda p, x: d.apply({'params': p}, x))(d_params, x)
+  np.testing.assert_allclose(rec, _np_autoencoder(d_params, x, 3, 4, skip), rtol=1e-4,
+                             atol=1e-5)
+  for level in (1, 2):
+    assert g_params[f'level{level}_conv0']['kernel'].shape == (3, 3, 8 if skip else 4, 4)
+  if skip:
+    cut = jax.tree.map(lambda w: w, g_params)
+    cut['level2_conv0'] = {**cut['level2_conv0'],
+                           'kernel': cut['level2_conv0']['kernel'].at[:, :, 4:].set(0)}
+    assert np.abs(fake - g.apply({'params': cut}, z)).max() > 1e-3
+
+
+def test_vanishing_residuals_against_numpy_in_the_step():
+  """With residual_steps = 10, the step with index 4 runs both networks at carry 1 - 4/10:
+  its logged L(x) and L(G(z_G)) equal the numpy networks' at that carry (and not at carry 0,
+  the plain networks), and so do G's samples and D's reconstructions of them, pixel by
+  pixel."""
+  config = tiny(**{'model.resolution': 16, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+                   'model.residual_steps': 10})
+  state = began.init_state(config, jax.random.PRNGKey(0)).replace(step=jnp.int32(4))
+  images = digits(config)
+  _, metrics = jax.jit(functools.partial(began.train_step, config))(state, images)
+  x, _, z_g = began.step_inputs(config, state, images)
+  x = np.asarray(x, np.float64)
+
+  def losses(carry):
+    fake = _np_decoder(state.g_params, z_g, 2, 4, carry=carry)
+    return (np.mean(np.abs(x - _np_autoencoder(state.d_params, x, 2, 4, carry=carry))),
+            np.mean(np.abs(fake - _np_autoencoder(state.d_params, fake, 2, 4, carry=carry))))
+
+  # image by image: generate() at that state runs the same carry
+  out = jax.jit(functools.partial(began.generate, config))(state, z_g)
+  fake = _np_decoder(state.g_params, z_g, 2, 4, carry=0.6)
+  np.testing.assert_allclose(out['samples'], fake, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out['reconstructions'],
+                             _np_autoencoder(state.d_params, fake, 2, 4, carry=0.6), rtol=1e-4,
+                             atol=1e-5)
+  got = (float(metrics['loss_real']), float(metrics['loss_fake']))
+  np.testing.assert_allclose(got, losses(0.6), rtol=2e-5)
+  assert np.abs(np.subtract(got, losses(0.0))).max() > 1e-3
+
+
+def test_k_follows_the_logged_losses_and_clips_at_both_ends():
+  """Over several steps each logged k equals clip(k_prev + lambda_k (gamma L(x) - L(G(z_G))),
+  0, 1) from that step's logged losses, and the state carries it to the next step's D loss
+  (L_D = L(x) - k_prev L(G(z_D))). A fast controller pushes k to 1 (gamma = 1: L(x) >
+  L(G(z))) and to 0 (gamma = 0)."""
+  for gamma, lam, k0, bound in ((1.0, 0.3, 0.0, 1.0), (0.0, 3.0, 1.0, 0.0)):
+    config = tiny(**{'loss.gamma': gamma, 'loss.lambda_k': lam})
+    state = began.init_state(config, jax.random.PRNGKey(0)).replace(k=jnp.float32(k0))
+    step = jax.jit(functools.partial(began.train_step, config))
+    k_prev, ks = k0, []
+    for _ in range(6):
+      state, metrics = step(state, digits(config))
+      m = {k: float(v) for k, v in metrics.items()}
+      np.testing.assert_allclose(
+          m['k'], np.clip(k_prev + lam * (gamma * m['loss_real'] - m['loss_fake']), 0, 1),
+          rtol=1e-6, atol=1e-7)
+      assert m['d_loss'] <= m['loss_real'] + 1e-7 and (k_prev > 0 or m['d_loss'] == m['loss_real'])
+      assert float(state.k) == np.float32(m['k'])
+      k_prev = m['k']
+      ks.append(k_prev)
+    assert ks[-1] == bound and 0 < ks[0] < 1, ks
 
 
 def test_vanishing_residuals_start_as_identities():
@@ -273,9 +448,20 @@ def test_vanishing_residuals_start_as_identities():
   assert np.abs(out(params, 0.0) - out(bumped, 0.0)).max() > 1e-3
 
 
+def _xla_flops(fn, *args):
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  return (cost[0] if isinstance(cost, list) else cost)['flops']
+
+
 def test_flops_count_every_layer():
-  config = tiny(**{'model.resolution': 16, 'model.n': 4, 'model.h': 6, 'model.z': 5,
-                   'model.image_channels': 1})
+  """forward_flops against the layer shapes written out; flops() against XLA's own count of
+  the compiled training step, per image (the difference between batch 16 and batch 8, which
+  cancels the per-parameter Adam work). XLA skips the products with 'SAME' padding, so its
+  numbers are scaled by the ratio it gives for the forward passes; the G part alone is checked
+  by what shared_z (one G forward less) saves."""
+  shape = {'model.resolution': 16, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+           'model.image_channels': 1}
+  config = tiny(**shape)
   conv = lambda r, cin, cout: 2 * r * r * 9 * cin * cout
   decoder = 2 * 6 * 256 + 2 * conv(8, 4, 4) + 2 * conv(16, 4, 4) + conv(16, 4, 1)
   encoder = (conv(16, 1, 4) + 2 * conv(16, 4, 4) + conv(8, 4, 4)  # stem, level 0, down
@@ -283,8 +469,30 @@ def test_flops_count_every_layer():
   g, d = began.forward_flops(config)
   assert d == encoder + decoder
   assert g == decoder - 2 * 6 * 256 + 2 * 5 * 256
-  reference, necessary = began.flops(config)
-  assert (reference, necessary) == (3 * g + 8 * d, 4 * g + 8 * d)
+
+  shape['model.n'] = 16  # wide enough that the convs dominate XLA's count
+  steps = {}
+  for shared in (False, True):
+    config = tiny(shared_z=shared, **shape)
+    state = began.init_state(config, jax.random.PRNGKey(0))
+    cost = [_xla_flops(functools.partial(began.train_step, config), state,
+                       jnp.zeros((b, 16, 16, 1), jnp.uint8)) for b in (8, 16)]
+    steps[shared] = (cost[1] - cost[0]) / 8
+  g, d = began.forward_flops(config)
+  g_model, d_model = began.build_models(config)
+  xla_g = _xla_flops(lambda p, z: g_model.apply({'params': p}, z), state.g_params,
+                     jnp.zeros((8, 5))) / 8
+  xla_d = _xla_flops(lambda p, x: d_model.apply({'params': p}, x), state.d_params,
+                     jnp.zeros((8, 16, 16, 1))) / 8
+  padding = (g + d) / (xla_g + xla_d)
+  (reference, necessary), (_, necessary_shared) = (began.flops(tiny(shared_z=s, **shape))
+                                                   for s in (False, True))
+  np.testing.assert_allclose(necessary, steps[False] * padding, rtol=0.02)
+  np.testing.assert_allclose(necessary_shared, steps[True] * padding, rtol=0.02)
+  # carpedm20's step is this one with one z: one G forward less
+  np.testing.assert_allclose(reference, steps[True] * padding, rtol=0.02)
+  np.testing.assert_allclose(necessary - necessary_shared, (steps[False] - steps[True]) * g / xla_g,
+                             rtol=0.02)
 
 
 @pytest.mark.parametrize('overrides, message', [

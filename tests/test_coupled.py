@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gans import config as config_lib
@@ -295,3 +296,188 @@ def test_architecture_and_training_options_step(overrides):
   x_a, x_b = _generate(config, after, coupled.sample_latents(config, jax.random.PRNGKey(1), 2))
   assert x_a.shape == x_b.shape == (2, config.model.resolution, config.model.resolution, 1)
   assert float(jnp.abs(x_a).max()) <= 1.0
+
+
+# Each option below changes the result the way the spec says, checked against an expectation
+# that does not restate the method's code (issue 13: finiteness alone passes with the option
+# ignored).
+
+FACES = {'model.arch': 'faces', 'model.resolution': 64, 'model.g_shared': 4, 'model.d_shared': 5,
+         'model.g_divisor': 128, 'model.d_divisor': 64}  # tiny face nets: BatchNorm in D
+
+
+def _adam_count(opt):
+  """How many Adam updates an optimizer state has taken."""
+  return int(next(s.count for s in opt if isinstance(s, optax.ScaleByAdamState)))
+
+
+def _np_bce(logits, target):
+  """Sigmoid cross-entropy from its definition, in float64."""
+  p = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+  return float(np.mean(-target * np.log(p) - (1 - target) * np.log(1 - p)))
+
+
+def _leaves(tree):
+  """{'block/layer/name': array} of a parameter tree."""
+  return {'/'.join(p.key for p in path): np.asarray(v)
+          for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_g_steps_updates_the_generator_that_many_times_per_d_update():
+  """g_steps=2 (andrewliao11's trick): G's Adam has taken two updates after one step, D's one,
+  D's update is the g_steps=1 one, and G ends elsewhere than after a single update."""
+  results = {}
+  for g_steps in (1, 2):
+    config = tiny(g_steps=g_steps)
+    results[g_steps] = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))[0]
+  one, two = results[1], results[2]
+  assert (_adam_count(one.g_opt), _adam_count(one.d_opt)) == (1, 1)
+  assert (_adam_count(two.g_opt), _adam_count(two.d_opt)) == (2, 1)
+  assert_same_state(two.d_params, one.d_params)
+  moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(two.g_params),
+                                                    jax.tree.leaves(one.g_params))]
+  assert all(moved)
+
+
+def test_label_smoothing_sets_the_real_target_to_one_minus_s():
+  """One-sided smoothing: D's loss with smoothing s differs from the unsmoothed loss on the same
+  batch and state by exactly BCE(real logits, 1 - s) - BCE(real logits, 1) summed over both
+  domains, the real logits recomputed here (the face D has no dropout; its BatchNorm sees the
+  real batch alone with d_bn=separate) and the BCE written out in numpy."""
+  s = 0.2
+  base = tiny(**FACES)
+  state = _init(base, jax.random.PRNGKey(0))
+  batch = _batch(base, 4)
+  losses = {t: float(_step(tiny(label_smoothing=t, **FACES), state, batch)[1]['d_loss'])
+            for t in (0.0, s)}
+  _, d = coupled.build_models(base)
+  real = [np.asarray(batch[k], np.float32) / 127.5 - 1 for k in 'ab']  # data.flip is off
+  logits, _ = d.apply({'params': state.d_params, **state.d_stats}, *real, train=True,
+                      mutable=['batch_stats'])
+  expected = sum(_np_bce(r, 1 - s) - _np_bce(r, 1.0) for r in logits)
+  assert abs(expected) > 1e-3  # the check has power
+  np.testing.assert_allclose(losses[s] - losses[0.0], expected, rtol=1e-3, atol=1e-6)
+
+
+def test_mixed_d_bn_lets_the_fakes_change_ds_output_on_the_reals():
+  """d_bn=mixed (Caffe): a domain's reals and fakes share one BatchNorm batch, so D's scores on
+  the same reals change when only the generator (hence the fakes) changes; with separate calls
+  they do not."""
+  other_g = _init(tiny(**FACES), jax.random.PRNGKey(1)).g_params
+  for mode in ('separate', 'mixed'):
+    config = tiny(d_bn=mode, **FACES)
+    state = _init(config, jax.random.PRNGKey(0))
+    batch = _batch(config, 4)
+    scores = [float(_step(config, s, batch)[1]['real_score'])
+              for s in (state, state.replace(g_params=other_g))]
+    if mode == 'separate':
+      assert scores[0] == scores[1], scores
+    else:
+      assert abs(scores[0] - scores[1]) > 1e-4, scores
+
+
+@pytest.mark.parametrize('mode', ['running', 'batch'])
+def test_sample_mode_decides_whether_an_image_depends_on_the_other_latents(mode):
+  """'running': BatchNorm uses its running averages, so a z gives the same image alone or in a
+  batch; 'batch': it is normalised with the batch's statistics, so its neighbours matter."""
+  config = tiny(**{'model.sample_mode': mode})
+  state = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))[0]
+  z = coupled.sample_latents(config, jax.random.PRNGKey(2), 6)
+  alone = _generate(config, state, z[:1])
+  batched = _generate(config, state, z)
+  for a, b in zip(alone, batched):
+    gap = float(np.abs(np.asarray(a[0]) - np.asarray(b[0])).max())
+    if mode == 'running':
+      assert gap < 1e-5, gap
+    else:
+      assert gap > 1e-3, gap
+
+
+@pytest.mark.parametrize('dropout', [False, True])
+def test_d_dropout_is_active_in_training_only_when_on(dropout):
+  """The face D with model.d_dropout: in training mode two dropout keys give two different
+  outputs on the same images; without it (and in eval mode) the key does not matter."""
+  config = tiny(**{**FACES, 'model.d_dropout': dropout})
+  state = _init(config, jax.random.PRNGKey(0))
+  _, d = coupled.build_models(config)
+  x = [jnp.asarray(v, jnp.float32) / 127.5 - 1 for v in _batch(config, 4).values()]
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def run(key, train):
+    out = d.apply({'params': state.d_params, **state.d_stats}, *x, train=train,
+                  rngs={'dropout': key}, mutable=['batch_stats'])[0]
+    return jnp.stack(out)
+
+  keys = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+  train_gap = float(jnp.abs(run(keys[0], True) - run(keys[1], True)).max())
+  assert (train_gap > 1e-4) if dropout else (train_gap == 0), train_gap
+  np.testing.assert_array_equal(run(keys[0], False), run(keys[1], False))
+
+
+def test_latent_dist_draws_the_named_distribution():
+  """uniform: bounded by [-1, 1], variance 1/3, flat (kurtosis 1.8); normal: unbounded,
+  variance 1, kurtosis 3. Means 0 for both."""
+  n = 200_000
+  for dist, var, kurt in (('uniform', 1 / 3, 1.8), ('normal', 1.0, 3.0)):
+    config = tiny(latent_dist=dist)
+    z = np.asarray(coupled.sample_latents(config, jax.random.PRNGKey(0), n // 16), np.float64)
+    assert z.shape == (n // 16, config.model.latent_size)
+    z = z.ravel()
+    assert abs(z.mean()) < 0.01 and abs(z.var() - var) < 0.01 * var / (1 / 3)
+    assert abs(np.mean(z ** 4) / z.var() ** 2 - kurt) < 0.1
+    if dist == 'uniform':
+      assert -1 <= z.min() and z.max() <= 1
+    else:
+      assert np.mean(np.abs(z) > 1) > 0.3  # ~0.317 of N(0, 1) lies outside [-1, 1]
+
+
+def test_weight_decay_is_coupled_l2_on_kernels_only():
+  """CoGAN's weight decay (spec §4 #9, §6): wd * w is added to the gradient of every kernel
+  before Adam scales it (Caffe's and PyTorch's, not AdamW's decay after Adam); biases,
+  BatchNorm shifts and PReLU slopes are not decayed. Two steps of G's and D's optimizers on the
+  face nets' parameters against Adam written out in numpy."""
+  wd, lr = 0.5, 1e-3
+  config = tiny(**FACES, **{'optim.weight_decay': wd})
+  state = _init(config, jax.random.PRNGKey(0))
+  o = config.optim
+  for params in (state.g_params, state.d_params):
+    leaves = _leaves(params)
+    assert {k.rsplit('/', 1)[1] for k in leaves} == {'kernel', 'bias', 'alpha'}
+    tx = coupled._adam(config, lr, params)  # pylint: disable=protected-access
+    opt, p = tx.init(params), params
+    rng = np.random.default_rng(0)
+    expected = {k: np.asarray(w, np.float64) for k, w in leaves.items()}
+    m = {k: 0.0 for k in leaves}
+    v = {k: 0.0 for k in leaves}
+    for t in (1, 2):
+      grads = jax.tree.map(lambda w: rng.normal(size=w.shape).astype(np.float32) * 1e-2, p)
+      updates, opt = jax.jit(tx.update)(grads, opt, p)
+      p = optax.apply_updates(p, updates)
+      for k, g in _leaves(grads).items():
+        g = g + (wd * expected[k] if k.endswith('/kernel') else 0.0)
+        m[k] = o.b1 * m[k] + (1 - o.b1) * g
+        v[k] = o.b2 * v[k] + (1 - o.b2) * g ** 2
+        m_hat, v_hat = m[k] / (1 - o.b1 ** t), v[k] / (1 - o.b2 ** t)
+        expected[k] = expected[k] - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+    for k, w in _leaves(p).items():
+      np.testing.assert_allclose(w, expected[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+def test_weight_similarity_covers_every_corresponding_generator_variable():
+  """The SCoGAN weight baseline (spec §3.5): sum over all corresponding variables of G_a and
+  G_b (kernels, biases, BatchNorm shifts, PReLU slopes of every block, the output included)
+  of mean((w_a - w_b)^2), recomputed in numpy from the parameter trees."""
+  config = tiny('unshared_tiny', **{'reg.weight_sim': 1.0})
+  rng = np.random.default_rng(0)  # at init the biases, shifts and slopes agree: move them all
+  params = jax.tree.map(lambda w: w + rng.normal(size=w.shape).astype(np.float32),
+                        _init(config, jax.random.PRNGKey(0)).g_params)
+  leaves = _leaves(params)
+  expected = 0.0
+  for k, w in leaves.items():
+    if k.startswith('a_'):
+      expected += np.mean((w.astype(np.float64) - leaves['b' + k[1:]]) ** 2)
+  blocks = {k.split('/')[0] for k in leaves if k.startswith('a_')}
+  assert len(blocks) == len(coupled._layers(config)[0])  # pylint: disable=protected-access
+  value = coupled.g_regularizers(config, {}, params, {}, None, (None,) * 4, None,
+                                 None)['weight_sim'][1]
+  np.testing.assert_allclose(value, expected, rtol=1e-5)

@@ -320,3 +320,21 @@ def test_dilated_discriminator_keeps_shapes():
   assert shapes_of(s) == shapes_of(tiny_d()[2])
   score = d.apply(np_variables(d, pyr), pyr)
   assert score.shape == (B,) and np.all(np.isfinite(score))
+
+
+def test_tanh_option_reaches_the_generator():
+  """model.tanh (MSG-GAN v1, spec §11) is read from the config: with the same parameters every
+  output scale is tanh of the output without it, so in (-1, 1), where the plain outputs are
+  not."""
+  import functools
+  from conftest import tiny_config
+  from gans.methods import msggan as method
+  plain, squashed = tiny_config(), tiny_config(**{'model.tanh': True})
+  state = jax.jit(functools.partial(method.init_state, plain))(KEY)
+  z = method.sample_latents(plain, jax.random.key(1), 8)
+  outs = [jax.jit(functools.partial(method.generate, c, ema=False))(state, z)
+          for c in (plain, squashed)]
+  assert max(float(np.abs(o).max()) for o in outs[0]) > 1.5
+  for a, b in zip(*outs):
+    close(b, np.tanh(np.asarray(a, np.float64)), tol=1e-5)
+    assert np.abs(b).max() < 1

@@ -142,15 +142,61 @@ def _steps(config, n=3):
   return state, jax.device_get(metrics)
 
 
+def _penalties(config, d_fn, real, fake, x, key):
+  """The step's D-loss penalty written from spec §7.2 (WGAN-GP, one eps per sample for every
+  scale, the penalty averaged over scales) and for ns-r1 (R1 through the pyramid), or 0."""
+  name = config.loss.name
+  if name == 'wgan-gp':
+    eps = jax.random.uniform(key, (x.shape[0], 1, 1, 1))
+    x_hat = [eps * r + (1 - eps) * f for r, f in zip(real, fake)]
+    grads = jax.grad(lambda xs: d_fn(xs).sum())(x_hat)
+    norms = [jnp.sqrt(jnp.sum(g ** 2, axis=(1, 2, 3))) for g in grads]
+    return config.loss.gp_weight * sum(jnp.mean((n - 1) ** 2) for n in norms) / len(norms)
+  if name == 'ns-r1':
+    from test_step_math import pyramid_of
+    g = jax.grad(lambda x: d_fn(pyramid_of(x, config.model.depth)).sum())(x)
+    return 0.5 * config.loss.r1_gamma * jnp.mean(jnp.sum(g ** 2, axis=(1, 2, 3)))
+  return 0.0
+
+
 @pytest.mark.parametrize('loss', ['relativistic-hinge', 'hinge', 'standard-gan', 'wgan-gp',
                                   'lsgan', 'lsgan-sigmoid', 'lsgan_batchmean', 'ns-r1'])
 def test_every_loss_trains_in_the_step(loss):
-  _, metrics = _steps(tiny_config(**{'loss.name': loss}))
+  """loss.name reaches the step: the logged D and G losses are spec §7's numpy formulas
+  (tests/test_losses.py SPEC) on D's scores recomputed here for the step's batch and z (D's old
+  params for the D loss, its updated ones for the G loss), plus the drift and the penalty
+  written out from the spec. Then a few more steps stay finite."""
+  from gans.methods import msggan
+  from test_losses import SPEC
+  from test_step_math import digits, forward, init, latents, pyramid, step_keys
+  config = tiny_config(**{'loss.name': loss})
+  images = digits(config)
+  state = init(config)
+  step = jax.jit(functools.partial(msggan.train_step, config))
+  after, metrics = step(state, images)
+  _, k_z, k_pen, _ = step_keys(state)
+  z = jnp.asarray(latents(k_z, len(images), config.model.latent_size), jnp.float32)
+  g_fn, d_fn = forward(config)
+  real = pyramid(images, config.model.depth)
+
+  @jax.jit
+  def recompute(d_old, d_new, g_params):
+    fake = g_fn(g_params, z)
+    penalty = _penalties(config, lambda xs: d_fn(d_old, xs), real, fake, real[-1], k_pen)
+    return [d_fn(p, xs) for p in (d_old, d_new) for xs in (real, fake)], penalty
+
+  scores, penalty = recompute(state.d_params, after.d_params, state.g_params)
+  r, f, r_new, f_new = (np.asarray(x, np.float64) for x in scores)
+  d_spec, g_spec = SPEC[loss]
+  drift = 0.001 * np.mean(r ** 2) if loss == 'wgan-gp' else 0.0
+  np.testing.assert_allclose(metrics['d_loss'], d_spec(r, f) + drift + float(penalty),
+                             rtol=1e-4)
+  np.testing.assert_allclose(metrics['g_loss'], g_spec(r_new, f_new), rtol=1e-4)
+  if loss in ('wgan-gp', 'ns-r1'):
+    assert penalty > 0
+  for _ in range(2):
+    after, metrics = step(after, images)
   assert all(np.isfinite(v) for v in metrics.values()), metrics
-  if loss == 'wgan-gp':
-    assert metrics['gp'] > 0  # the penalty is really computed and added
-  if loss == 'ns-r1':
-    assert metrics['r1'] > 0
 
 
 def test_msggan_v1_options_train():
