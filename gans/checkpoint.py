@@ -16,6 +16,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from gans import parallel
 from gans.errors import UserError
 
 # Fields that change what the numbers in the state mean without changing its structure; a
@@ -184,9 +185,12 @@ class Checkpointer:
 
   def save(self, step, state):
     self._wait()
+    problem = None
     if jax.process_index() == 0:
       self.directory.mkdir(parents=True, exist_ok=True)
-      self._check_space(step, state)
+      problem = self._no_space(state)
+    if not parallel.everyone(problem is None):  # all processes save together, or none does
+      raise self._failed(step, OSError(problem or 'process 0 found no space for it'))
     try:
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self.config)), force=True)
@@ -205,16 +209,17 @@ class Checkpointer:
       self.record.write_text(json.dumps({'step': self._saving}))
     self._saving = None
 
-  def _check_space(self, step, state):
-    """Refuse a save that cannot fit on a local disk before writing any of it: orbax would
-    fail half-way, in the background, with pages of errors. (Object stores do not fill up.)"""
+  def _no_space(self, state):
+    """Why a save cannot fit on a local disk, or None: refused before writing any of it, orbax
+    would fail half-way, in the background, with pages of errors. (Object stores do not fill.)"""
     if '://' in str(self.directory):
-      return
+      return None
     need = 1.05 * sum(x.nbytes for x in jax.tree.leaves(state)) + _METADATA_BYTES
     free = shutil.disk_usage(self.directory).free
-    if free < need:
-      raise self._failed(step, OSError(f'No space left on device: it needs {need / 2**20:.1f} '
-                                       f'MiB, {free / 2**20:.1f} MiB are free'))
+    if free >= need:
+      return None
+    return (f'No space left on device: it needs {need / 2**20:.1f} MiB, '
+            f'{free / 2**20:.1f} MiB are free')
 
   def check(self):
     """Raise SaveFailed if the last asynchronous save failed; call at dispatch boundaries."""
