@@ -91,9 +91,9 @@ class Dispatch:
 
   `tables`, `xs` and `gather` come from a feeding.Feeder: gather(tables, xs_t) is step t's batch.
   On accelerators the K steps are one compiled lax.scan with the state donated. On XLA:CPU a
-  while loop around convolutions ran ~30x slower than the same steps unrolled (2.1 s vs 70 ms
-  per step, depth 3, measured), so there the K steps are K calls of one compiled step. Either
-  way there is one executable per distinct K, compiled on first use and timed.
+  while loop around convolutions runs far slower than the same steps unrolled (measured in
+  docs/performance.md), so there the K steps are K calls of one compiled step. Either way there
+  is one executable per distinct K, compiled on first use and timed.
   """
 
   def __init__(self, method, config, mesh, gather, fused=None):

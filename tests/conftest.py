@@ -6,8 +6,8 @@ import sys
 import pytest
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-# The suite is compile-bound: LLVM's lowest optimisation level compiles the tiny steps about a
-# quarter faster, for slower code the tests barely run. Every process the tests start gets it
+# The suite is compile-bound: LLVM's lowest optimisation level compiles the tiny steps faster,
+# for slower code the tests barely run. Every process the tests start gets it
 # too (run_cli), so runs that are compared are compiled alike. Never set outside the tests.
 FAST_COMPILE = '--xla_backend_optimization_level=0'
 

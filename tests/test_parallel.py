@@ -167,10 +167,10 @@ def test_a_signal_to_one_process_stops_both_at_the_same_step(tmp_path):
 
 # All-reduced bytes over the trained parameters' bytes: each gradient once, plus statistics.
 # CoGAN's D sees reals and fakes in separate passes (their own BatchNorm batches and dropout
-# masks, spec coupled.md §4 #8), so D's gradients are all-reduced twice (170 of 114 KB).
-# MSG-GAN's minibatch stddev gathers every device's (shift, offset) per statistic element to
-# stay precise on collapsed batches (layers._every_shard): at this tiny width that is 60 KB
-# beside 83 KB of gradients; at width 512 it is about 1% of them on 8 devices.
+# masks, spec coupled.md §4 #8), so D's gradients are all-reduced twice. MSG-GAN's minibatch
+# stddev gathers every device's (shift, offset) per statistic element to stay precise on
+# collapsed batches (layers._every_shard), which at this tiny width is most of a gradient's
+# size again (docs/performance.md has the figures).
 MAX_ALL_REDUCED = {'configs/msggan_digits.py:tiny': 1.9, 'configs/began_digits.py:tiny': 1.25,
                    'configs/cogan_digits_negative.py:tiny': 1.6}
 BENCH = """

@@ -183,9 +183,9 @@ def joins_d_passes(config):
   """Whether the D step scores reals and fakes in one pass (minibatch statistics per batch).
 
   Only where the batch is split over devices: there it all-reduces D's weight gradients once
-  instead of twice (8 simulated devices: 682 -> 472 KB a step, 1.2x the img/s); on one device
-  XLA:CPU ran the twice-as-wide convolutions 20% slower, and there is nothing to save. Never
-  with spectral norm, whose vectors advance once per call (PyTorch's train mode calls D twice).
+  instead of twice; on one device there is nothing to save, and XLA:CPU ran the twice-as-wide
+  convolutions slower (both measured in docs/performance.md). Never with spectral norm, whose
+  vectors advance once per call (PyTorch's train mode calls D twice).
   """
   return not config.model.spectral_norm and parallel.data_shards() > 1
 
