@@ -17,6 +17,13 @@ Dtype = Any
 GAIN = math.sqrt(2.0)  # BMSG-GAN uses gain sqrt(2) on every layer, linear ones included.
 
 
+def split_variables(variables):
+  """(params, the other collections) of a Flax variables dict: what is trained apart from what
+  is only carried (BatchNorm statistics, spectral-norm vectors)."""
+  variables = dict(variables)
+  return variables.pop('params'), variables
+
+
 def leaky_relu(x):
   return nn.leaky_relu(x, 0.2)
 

@@ -308,18 +308,13 @@ def _frozen_params(config):
   return frozen
 
 
-def _split(variables):
-  variables = dict(variables)
-  return variables.pop('params'), variables
-
-
 def init_state(config, key):
   g, d = build_models(config)
   k_state, k_g, k_d, k_e = jax.random.split(key, 4)
   z = jnp.zeros((1, config.model.latent_size))
-  g_params, g_stats = _split(g.init(k_g, z))
+  g_params, g_stats = layers.split_variables(g.init(k_g, z))
   x = jnp.zeros((1,) + image_shape(config))
-  d_params, d_stats = _split(d.init({'params': k_d, 'dropout': k_d}, x, x))
+  d_params, d_stats = layers.split_variables(d.init({'params': k_d, 'dropout': k_d}, x, x))
   e_params = _encoder(config).init(k_e, x, train=False)['params'] if config.reg.cc else {}
   return TrainState(step=jnp.zeros((), jnp.int32), key=k_state, g_params=g_params,
                     d_params=d_params, g_stats=g_stats, d_stats=d_stats,

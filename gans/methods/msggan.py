@@ -147,19 +147,14 @@ def sample_latents(config, key, n):
   return z
 
 
-def _split(variables):
-  variables = dict(variables)
-  params = variables.pop('params')
-  return params, variables
-
-
 def init_state(config, key):
   g, d = build_models(config)
   g_opt, d_opt = optimizers(config)
   k_state, k_g, k_d = jax.random.split(key, 3)
   z = jnp.zeros((1, config.model.latent_size))
-  g_params, g_stats = _split(g.init(k_g, z))
-  d_params, d_stats = _split(d.init(k_d, g.apply({'params': g_params, **g_stats}, z)))
+  g_params, g_stats = layers.split_variables(g.init(k_g, z))
+  fake = g.apply({'params': g_params, **g_stats}, z)
+  d_params, d_stats = layers.split_variables(d.init(k_d, fake))
   return TrainState(step=jnp.zeros((), jnp.int32), key=k_state, g_params=g_params,
                     d_params=d_params, g_ema=jax.tree.map(jnp.copy, g_params),  # own buffers,
                     g_opt=g_opt.init(g_params),  # so the state can be donated leaf by leaf
