@@ -421,8 +421,7 @@ def interpolation_figure(method, config, state, path, seed=0, rows=6, steps=10):
   ka, kb = jax.random.split(jax.random.PRNGKey(seed))
   a = parallel.to_host(method.sample_latents(config, ka, rows))
   b = parallel.to_host(method.sample_latents(config, kb, rows))
-  z = np.stack([figures.slerp(t, a, b) for t in np.linspace(0.0, 1.0, steps)], axis=1)
-  z = z.reshape(rows * steps, -1)
+  z = figures.slerp_walk(a, b, steps).reshape(rows * steps, -1)
   generate = jax.jit(lambda s, z: _sets(method, config, method.generate(config, s, z), False)[''],
                      out_shardings=parallel.replicated(mesh))
   images = parallel.to_host(generate(state, parallel.replicate(mesh, z)))

@@ -217,6 +217,6 @@ def pair_rows(images_a, images_b, max_columns=12):
 
 
 def slerp_walk(z0, z1, steps):
-  """[N, steps, D]: spherical interpolation from each z0[i] to z1[i] (the CoGAN/SCoGAN latent
-  walks)."""
+  """[N, steps, D]: spherical interpolation from each z0[i] to z1[i], both ends included (every
+  latent walk of the figures)."""
   return np.stack([slerp(t, z0, z1) for t in np.linspace(0.0, 1.0, steps)], axis=1)

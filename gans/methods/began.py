@@ -360,9 +360,7 @@ def find_latents(config, state, images, steps=None, lr=None, key=None):
 
 def _interpolate(config, state, z_a, z_b):
   """[pairs * points] images: rows of G along the slerp from each z_a to its z_b."""
-  points = config.figures.points
-  ts = np.linspace(0.0, 1.0, points)
-  z = np.stack([figures_lib.slerp(t, z_a, z_b) for t in ts], axis=1)  # [pairs, points, d]
+  z = figures_lib.slerp_walk(z_a, z_b, config.figures.points)  # [pairs, points, d]
   fake = jax.jit(functools.partial(generate, config))(state, z.reshape(-1, z.shape[-1]))
   return np.asarray(fake['samples'])
 
