@@ -2,7 +2,10 @@
 are: no per-image re-stretching (the reference's scale_each=True distorts colours)."""
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from etils import epath
 from PIL import Image
 
@@ -214,6 +217,26 @@ def pair_rows(images_a, images_b, max_columns=12):
     fill = np.full((ncol - len(rows[-1]),) + images_a.shape[1:], -1.0, images_a.dtype)
     rows[-2:] = [np.concatenate([r, fill]) for r in rows[-2:]]
   return np.concatenate(rows), ncol
+
+
+def fit_latents(render, target, z, steps, lr, bound=None):
+  """z with render(z) close to target: Adam on mean |target - render(z)| from the start z,
+  clipped to [-bound, bound] after each step where the prior has that support (BEGAN's
+  interpolation between real images, CoGAN's cross-domain translation). One jitted step in a
+  Python loop: XLA:CPU runs loops of convolutions slowly."""
+  tx = optax.adam(lr)
+
+  @jax.jit
+  def step(z, opt):
+    grad = jax.grad(lambda z: jnp.mean(jnp.abs(target - render(z))))(z)
+    updates, opt = tx.update(grad, opt, z)
+    z = optax.apply_updates(z, updates)
+    return (z if bound is None else jnp.clip(z, -bound, bound)), opt
+
+  opt = tx.init(z)
+  for _ in range(steps):
+    z, opt = step(z, opt)
+  return z
 
 
 def slerp_walk(z0, z1, steps):

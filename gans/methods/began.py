@@ -342,20 +342,9 @@ def find_latents(config, state, images, steps=None, lr=None, key=None):
   steps, lr = f.z_steps if steps is None else steps, f.z_lr if lr is None else lr
   g, _ = build_models(config)
   c = carry(config, state.step)
-  tx = optax.adam(lr)
   key = jax.random.PRNGKey(0) if key is None else key
-
-  @jax.jit
-  def step(z, opt):  # one jitted step in a Python loop: XLA:CPU runs loops of convs slowly
-    loss = lambda z: jnp.mean(jnp.abs(images - g.apply({'params': state.g_params}, z, c)))
-    updates, opt = tx.update(jax.grad(loss)(z), opt, z)
-    return jnp.clip(optax.apply_updates(z, updates), -1.0, 1.0), opt
-
-  z = sample_latents(config, key, images.shape[0])
-  opt = tx.init(z)
-  for _ in range(steps):
-    z, opt = step(z, opt)
-  return z
+  return figures_lib.fit_latents(lambda z: g.apply({'params': state.g_params}, z, c), images,
+                                 sample_latents(config, key, images.shape[0]), steps, lr, 1.0)
 
 
 def _interpolate(config, state, z_a, z_b):

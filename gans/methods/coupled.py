@@ -550,21 +550,9 @@ def translate(config, state, x_a, steps, lr=0.01, seed=0):
   random start, then (G_a(z*), G_b(z*)). Uniform latents are kept in [-1, 1]."""
   g, _ = build_models(config)
   variables = {'params': state.g_params, **state.g_stats}
-  tx = optax.adam(lr)
-
-  def loss(z):
-    return jnp.mean(jnp.abs(g.apply(variables, z, train=False)[0] - x_a))
-
-  @jax.jit
-  def step(z, opt):
-    updates, opt = tx.update(jax.grad(loss)(z), opt)
-    z = optax.apply_updates(z, updates)
-    return (jnp.clip(z, -1, 1) if config.latent_dist == 'uniform' else z), opt
-
-  z = sample_latents(config, jax.random.PRNGKey(seed), len(x_a))
-  opt = tx.init(z)
-  for _ in range(steps):
-    z, opt = step(z, opt)
+  z = figures_lib.fit_latents(lambda z: g.apply(variables, z, train=False)[0], x_a,
+                              sample_latents(config, jax.random.PRNGKey(seed), len(x_a)), steps,
+                              lr, 1.0 if config.latent_dist == 'uniform' else None)
   x, y = g.apply(variables, z, train=False)[:2]
   return np.asarray(x), np.asarray(y)
 
