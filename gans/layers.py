@@ -54,6 +54,14 @@ def flop_counter():
     _FLOP_COUNTERS.pop()
 
 
+def traced_flops(fn, *args):
+  """(fn's output shapes, the FLOPs its convs and matmuls make) for abstract or concrete args:
+  jax.eval_shape under a flop_counter, so nothing is computed."""
+  with flop_counter() as counts:
+    out = jax.eval_shape(fn, *args)
+  return out, sum(counts)
+
+
 def count_flops(flops):
   if _FLOP_COUNTERS:
     _FLOP_COUNTERS[-1].append(flops)

@@ -313,11 +313,10 @@ def forward_flops(config):
   state = jax.eval_shape(functools.partial(init_state, config), jax.random.PRNGKey(0))
   c = carry(config, 0)
   z = jax.ShapeDtypeStruct((1, config.model.z), jnp.float32)
-  with layers.flop_counter() as g_counts:
-    fake = jax.eval_shape(lambda p, z: g.apply({'params': p}, z, c), state.g_params, z)
-  with layers.flop_counter() as d_counts:
-    jax.eval_shape(lambda p, x: d.apply({'params': p}, x, c), state.d_params, fake)
-  return sum(g_counts), sum(d_counts)
+  fake, g_flops = layers.traced_flops(lambda p, z: g.apply({'params': p}, z, c),
+                                      state.g_params, z)
+  _, d_flops = layers.traced_flops(lambda p, x: d.apply({'params': p}, x, c), state.d_params, fake)
+  return g_flops, d_flops
 
 
 def flops(config):

@@ -472,11 +472,9 @@ def forward_flops(config):
   key = jax.random.PRNGKey(0)
   z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
   x = jax.ShapeDtypeStruct((1,) + image_shape(config), jnp.float32)
-  with layers.flop_counter() as g_counts:
-    jax.eval_shape(functools.partial(g.init, key), z)
-  with layers.flop_counter() as d_counts:
-    jax.eval_shape(lambda x: d.init({'params': key, 'dropout': key}, x, x), x)
-  return sum(g_counts), sum(d_counts)
+  _, g_flops = layers.traced_flops(functools.partial(g.init, key), z)
+  _, d_flops = layers.traced_flops(lambda x: d.init({'params': key, 'dropout': key}, x, x), x)
+  return g_flops, d_flops
 
 
 def flops(config):

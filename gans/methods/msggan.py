@@ -305,12 +305,11 @@ def forward_flops(config):
   g, d = build_models(config)
   state = jax.eval_shape(functools.partial(init_state, config), jax.random.PRNGKey(0))
   z = jax.ShapeDtypeStruct((1, config.model.latent_size), jnp.float32)
-  with layers.flop_counter() as g_counts:
-    fake = jax.eval_shape(lambda p, z: g.apply({'params': p, **state.g_stats}, z),
-                          state.g_params, z)
-  with layers.flop_counter() as d_counts:
-    jax.eval_shape(lambda p, x: d.apply({'params': p, **state.d_stats}, x), state.d_params, fake)
-  return sum(g_counts), sum(d_counts)
+  fake, g_flops = layers.traced_flops(lambda p, z: g.apply({'params': p, **state.g_stats}, z),
+                                      state.g_params, z)
+  _, d_flops = layers.traced_flops(lambda p, x: d.apply({'params': p, **state.d_stats}, x),
+                                   state.d_params, fake)
+  return g_flops, d_flops
 
 
 def flops(config):
