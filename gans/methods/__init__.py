@@ -80,6 +80,22 @@ class Method:
     return self.generate is not None
 
 
+def one_image_stream(image_shape):
+  """(sources, example_spec) of a method that trains on one stream of uint8 images of
+  image_shape(config): MSG-GAN and BEGAN."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from gans import data  # pylint: disable=g-import-not-at-top
+
+  def sources(config):
+    return data.make_source(config.data, *image_shape(config)[1:])
+
+  def example_spec(config):
+    return jax.ShapeDtypeStruct(image_shape(config), jnp.uint8)
+
+  return sources, example_spec
+
+
 def get(name) -> Method:
   if name not in REGISTRY:
     raise UserError(f'unknown method {name!r}; choose one of {", ".join(REGISTRY)}')

@@ -30,7 +30,7 @@ from PIL import Image
 
 from gans import config as config_lib
 from gans import methods
-from gans import data, health, layers, logs, parallel
+from gans import health, layers, logs, parallel
 from gans import figures as figures_lib
 from gans.data import feeding
 from gans.errors import UserError
@@ -134,12 +134,7 @@ def image_shape(config):
   return (m.resolution, m.resolution, m.image_channels)
 
 
-def sources(config):
-  return data.make_source(config.data, *image_shape(config)[1:])
-
-
-def example_spec(config):
-  return jax.ShapeDtypeStruct(image_shape(config), jnp.uint8)
+sources, example_spec = methods.one_image_stream(image_shape)
 
 
 def build_models(config):

@@ -20,7 +20,7 @@ import ml_collections
 
 from gans import config as config_lib
 from gans import methods
-from gans import data, figures, health, layers, losses, parallel, regularizers
+from gans import figures, health, layers, losses, parallel, regularizers
 from gans.data import feeding
 from gans.models import msggan as models
 
@@ -114,12 +114,7 @@ def image_shape(config):
   return (r, r, config.model.image_channels)
 
 
-def sources(config):
-  return data.make_source(config.data, *image_shape(config)[1:])
-
-
-def example_spec(config):
-  return jax.ShapeDtypeStruct(image_shape(config), jnp.uint8)
+sources, example_spec = methods.one_image_stream(image_shape)
 
 
 def build_models(config):
