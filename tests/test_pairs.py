@@ -6,7 +6,7 @@ import pytest
 from gans import parallel
 from gans.data import feeding, pairs, sources
 from gans.errors import UserError
-from gans.metrics import pairs as pair_metrics
+from gans.metrics import agreement
 from gans.methods import coupled
 
 
@@ -82,23 +82,23 @@ def test_pixel_agreement_on_hand_made_pairs():
   to_pm1 = lambda x: x * 2 - 1
   for t in ('negative', 'edge', 'rotate'):
     b01 = pairs.transform(t, a01)
-    assert pair_metrics.pixel_agreement(to_pm1(a01), to_pm1(b01), t) == 1.0
-  assert pair_metrics.pixel_agreement(to_pm1(a01), to_pm1(a01), 'negative') == 0.0
+    assert agreement.pixel_agreement(to_pm1(a01), to_pm1(b01), t) == 1.0
+  assert agreement.pixel_agreement(to_pm1(a01), to_pm1(a01), 'negative') == 0.0
   half = to_pm1(1 - a01).copy()
   half[:, :, :6] *= -1  # the left half of every pair is wrong
-  assert pair_metrics.pixel_agreement(to_pm1(a01), half, 'negative') == 0.5
+  assert agreement.pixel_agreement(to_pm1(a01), half, 'negative') == 0.5
   # grey 3-channel outputs are averaged over channels; thresholds at 0.5 in [0, 1]
   grey = np.repeat(to_pm1(a01) * 0.9, 3, -1)
-  assert pair_metrics.pixel_agreement(grey, np.repeat(to_pm1(1 - a01), 3, -1), 'negative') == 1.0
+  assert agreement.pixel_agreement(grey, np.repeat(to_pm1(1 - a01), 3, -1), 'negative') == 1.0
   # the padded border is not counted: a negative with a black frame still agrees fully
   framed = np.pad(to_pm1(1 - a01), ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1)
   padded_a = np.pad(to_pm1(a01), ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1)
-  assert pair_metrics.pixel_agreement(padded_a, framed, 'negative', crop=2) == 1.0
-  assert pair_metrics.pixel_agreement(padded_a, framed, 'negative') < 1.0
+  assert agreement.pixel_agreement(padded_a, framed, 'negative', crop=2) == 1.0
+  assert agreement.pixel_agreement(padded_a, framed, 'negative') < 1.0
 
 
 def test_classifier_agreement_and_its_chance_level():
-  agree, chance = pair_metrics.classifier_agreement([0, 1, 2, 2], [0, 1, 1, 2], 3)
+  agree, chance = agreement.classifier_agreement([0, 1, 2, 2], [0, 1, 1, 2], 3)
   assert agree == 0.75
   assert np.isclose(chance, 0.25 * 0.25 + 0.25 * 0.5 + 0.5 * 0.25)
 

@@ -34,7 +34,7 @@ from gans import methods
 from gans import figures as figures_lib
 from gans import health, layers, parallel, regularizers
 from gans.data import feeding, pairs
-from gans.metrics import pairs as pair_metrics
+from gans.metrics import agreement
 from gans.models import classifier as classifier_models
 from gans.models import cogan as models
 from gans.models import vgg
@@ -520,13 +520,13 @@ def evaluate(config, state):
   x_a, x_b = _generate_all(config, state, z)
   out = {}
   if config.pair.transform != 'none':
-    out['pixel_agreement'] = pair_metrics.pixel_agreement(x_a, x_b, config.pair.transform,
+    out['pixel_agreement'] = agreement.pixel_agreement(x_a, x_b, config.pair.transform,
                                                           crop=config.pair.pad)
   if config.eval.classifier:
     from gans.methods import classifier  # pylint: disable=g-import-not-at-top
     frozen = classifier.load_frozen(config.eval.classifier)
     labels = [frozen.predict_all(figures_lib.to_uint8(x)) for x in (x_a, _undo(config, x_b))]
-    agree, chance = pair_metrics.classifier_agreement(*labels, frozen.config.model.num_classes)
+    agree, chance = agreement.classifier_agreement(*labels, frozen.config.model.num_classes)
     out['pair_agreement'], out['pair_agreement_chance'] = agree, chance
   return out
 
