@@ -48,18 +48,19 @@ _GAMMA = flags.DEFINE_string('gamma_figure', None, 'BEGAN: write the diversity f
 
 def main(argv):
   del argv
-  from gans import distributed, evaluate, methods, trainer
+  from gans import checkpoint, distributed, evaluate, methods
+  from gans.metrics import parse_metrics
   distributed.initialize()
   drawing = _FIGURES.value or _GAMMA.value
   metrics = _METRICS.value if _METRICS.value is not None else ('' if drawing else 'fid,kid')
-  options = evaluate.Options(metrics=evaluate.parse_metrics(metrics), num_samples=_NUM.value,
+  options = evaluate.Options(metrics=parse_metrics(metrics), num_samples=_NUM.value,
                              num_real=_NUM_REAL.value, batch_size=_BATCH.value,
                              seed=_SEED.value, stats_dir=_STATS.value,
                              per_scale=_PER_SCALE.value)
   extractors = None  # built after the first run loads, so a wrong --workdir is reported first
   for workdir in _WORKDIR.value:
     if not drawing or _METRICS.value:
-      loaded = trainer.load(workdir, _STEP.value)
+      loaded = checkpoint.load(workdir, _STEP.value)
       print(evaluate.table(evaluate.method_scores(workdir, _STEP.value, loaded), workdir))
       method = methods.get(loaded[0].method)
       names = options.metrics if _METRICS.value is not None or evaluate.scoreable(method) else ()

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the whole training state, with the config that made them.
+"""Orbax checkpoints of the whole training state, with the config that made them, and the
+(config, state) of a workdir for everything that reads a run (evaluation, figures, notebooks).
 
 Saves are asynchronous (the device-to-host copy happens before save() returns, so the next
 step may donate the buffers) and atomic: orbax writes into a temporary directory and renames it
@@ -8,15 +9,17 @@ moves it aside with a warning and takes the newest one that restores.
 """
 import json
 import logging
+import functools
 import os
 import shutil
 import sys
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
-from gans import parallel
+from gans import methods, parallel
 from gans.errors import UserError
 
 # Fields that change what the numbers in the state mean without changing its structure; a
@@ -252,3 +255,31 @@ class Checkpointer:
       self._saving = None
       self.manager.close()
       self.manager = None
+
+
+def abstract_state(method, config, mesh):
+  replicated = parallel.replicated(mesh)
+  shapes = jax.eval_shape(functools.partial(method.init_state, config), jax.random.PRNGKey(0))
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
+
+
+def load(workdir, step=None):
+  """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
+  path = epath.Path(workdir) / 'config.json'
+  if not path.exists():
+    raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  ckpt = Checkpointer(epath.Path(workdir) / 'checkpoints', config)
+  try:
+    available = ckpt.all_steps()
+    if step is not None and step not in available:
+      raise UserError(f'no checkpoint at step {step} in {workdir}/checkpoints; available: '
+                      f'{available or "none"}')
+    state = ckpt.restore(abstract_state(methods.get(config.method), config, parallel.make_mesh()),
+                         step)
+    if state is None:
+      raise UserError(f'no checkpoint in {workdir}/checkpoints that can be read; available: '
+                      f'{available or "none"}')
+    return config, state
+  finally:
+    ckpt.close()

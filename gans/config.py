@@ -6,6 +6,7 @@ into one UserError line, so a typo never costs a compilation.
 """
 import ml_collections
 
+from gans import metrics
 from gans.errors import UserError
 
 
@@ -122,6 +123,5 @@ def validate_eval(e, log_every):
         f'eval.every={e.every} must be 0 (off) or a multiple of log_every={log_every}, so that '
         'evaluations fall on log lines and out of the timing')
   if e.every:
-    from gans import evaluate  # pylint: disable=g-import-not-at-top
-    evaluate.parse_metrics(e.metrics)
+    metrics.parse_metrics(e.metrics)
     check(e.num_samples >= 10, f'eval.num_samples={e.num_samples} must be >= 10')

@@ -26,12 +26,9 @@ import jax
 import numpy as np
 from etils import epath
 
-from gans import logs, methods, parallel
+from gans import checkpoint, figures, logs, methods, parallel
 from gans.errors import UserError
-from gans.metrics import extractors, fid, inception_score, kid, precision_recall
-
-METRICS = ('fid', 'kid', 'is', 'pr')
-
+from gans.metrics import extractors, fid, inception_score, kid, parse_metrics, precision_recall
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -47,17 +44,6 @@ class Options:
   is_splits: int = 10
   pr_k: int = 3
   per_scale: bool = True  # FID of the method's extra eval sets (each costs a headline's extraction)
-
-
-def parse_metrics(names):
-  """('fid', 'kid') from 'fid,kid' or a list; UserError on a name that is not a metric."""
-  if isinstance(names, str):
-    names = names.split(',')
-  names = tuple(n.strip().lower() for n in names if n.strip())
-  bad = [n for n in names if n not in METRICS]
-  if bad:
-    raise UserError(f'unknown metric {bad[0]!r}; choose from {",".join(METRICS)}')
-  return names
 
 
 def stats_dir(options):
@@ -290,8 +276,7 @@ def evaluate(workdir, extractor, options, step=None, loaded=None, write=True):
 
   `loaded` = (config, state) of that checkpoint skips the restore (training passes its state).
   """
-  from gans import trainer
-  config, state = loaded or trainer.load(workdir, step)
+  config, state = loaded or checkpoint.load(workdir, step)
   method = methods.get(config.method)
   mesh = parallel.make_mesh()
   metrics = parse_metrics(options.metrics)
@@ -329,8 +314,7 @@ def method_scores(workdir, step=None, loaded=None, write=True):
   """The method's own numbers for one checkpoint, written like the metrics: its evaluate hook
   (coupled pair agreement, the classifier's held-out accuracy) and the progress-line scalars
   it logged (BEGAN's M and k, the GAN losses) at that step and at the first log line."""
-  from gans import trainer
-  config, state = loaded or trainer.load(workdir, step)
+  config, state = loaded or checkpoint.load(workdir, step)
   method = methods.get(config.method)
   step = int(parallel.to_host(state.step))
   results = {}
@@ -401,7 +385,6 @@ def curve_figures(workdir):
       series[key][1].append(entry['value'])
   groups = {'losses': lambda k: k.endswith('loss'), 'metrics': _is_metric,
             'training_scalars': lambda k: not k.endswith('loss') and not _is_metric(k)}
-  from gans import figures
   for title, belongs in groups.items():
     chosen = {}
     for k, (x, y) in sorted(series.items()):
@@ -416,7 +399,6 @@ def curve_figures(workdir):
 def interpolation_figure(method, config, state, path, seed=0, rows=6, steps=10):
   """Slerp walks between `rows` pairs of latents, `steps` images each, from the EMA generator
   (the method's headline eval set, e.g. MSG-GAN's full resolution)."""
-  from gans import figures
   mesh = parallel.make_mesh()
   ka, kb = jax.random.split(jax.random.PRNGKey(seed))
   a = parallel.to_host(method.sample_latents(config, ka, rows))
@@ -434,14 +416,13 @@ def draw_figures(workdir, step=None, sheet_samples=64, seed=0):
   """Every figure the workdir supports, into DIR/figures/: the method's sample sheets, loss
   and metric curves, and the method's own figures (its `figures` hook, e.g. BEGAN's M curve
   and interpolations), or else slerp interpolations. Returns the paths written."""
-  from gans import trainer
-  config, state = trainer.load(workdir, step)
+  config, state = checkpoint.load(workdir, step)
   method = methods.get(config.method)
   step = int(parallel.to_host(state.step))
   tag = f'step_{step:08d}'
   out = os.path.join(workdir, 'figures')
   latents = method.sample_latents(config, jax.random.PRNGKey(seed), sheet_samples)
-  paths = trainer.write_samples(method, config, state, latents, out, tag)
+  paths = figures.write_samples(method, config, state, latents, out, tag)
   if method.figures:
     paths += method.figures(config, state, workdir)
   else:

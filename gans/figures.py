@@ -1,6 +1,8 @@
 """PNG sheets a person can look at. Values in [-1, 1] are clamped and mapped to 0..255 as they
 are: no per-image re-stretching (the reference's scale_each=True distorts colours)."""
+import functools
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +10,8 @@ import numpy as np
 import optax
 from etils import epath
 from PIL import Image
+
+from gans import parallel
 
 
 def to_uint8(images):
@@ -243,3 +247,17 @@ def slerp_walk(z0, z1, steps):
   """[N, steps, D]: spherical interpolation from each z0[i] to z1[i], both ends included (every
   latent walk of the figures)."""
   return np.stack([slerp(t, z0, z1) for t in np.linspace(0.0, 1.0, steps)], axis=1)
+
+
+def write_samples(method, config, state, latents, directory, tag, generate=None):
+  """Write the method's sample sheets for `latents` into directory/<sheet>/<tag>.png.
+
+  All processes must call it (generation is one global computation); process 0 writes.
+  """
+  generate = generate or jax.jit(functools.partial(method.generate, config))
+  outputs = parallel.to_host(generate(state, latents))
+  paths = []
+  if jax.process_index() == 0:
+    for name, images, ncol in method.sheets(config, outputs):
+      paths.append(save_grid(images, os.path.join(directory, name, f'{tag}.png'), ncol))
+  return paths

@@ -18,7 +18,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from etils import epath
 
 from gans import checkpoint, figures, logs, parallel
 from gans import workdir as workdir_lib
@@ -139,49 +138,6 @@ def _steps(xs):
   return jax.tree.leaves(xs)[0].shape[0]
 
 
-def abstract_state(method, config, mesh):
-  replicated = parallel.replicated(mesh)
-  shapes = jax.eval_shape(functools.partial(method.init_state, config), jax.random.PRNGKey(0))
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
-
-
-def load(workdir, step=None):
-  """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
-  import ml_collections
-  path = epath.Path(workdir) / 'config.json'
-  if not path.exists():
-    raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
-  ckpt = checkpoint.Checkpointer(epath.Path(workdir) / 'checkpoints', config)
-  try:
-    available = ckpt.all_steps()
-    if step is not None and step not in available:
-      raise UserError(f'no checkpoint at step {step} in {workdir}/checkpoints; available: '
-                      f'{available or "none"}')
-    state = ckpt.restore(abstract_state(methods.get(config.method), config, parallel.make_mesh()),
-                         step)
-    if state is None:
-      raise UserError(f'no checkpoint in {workdir}/checkpoints that can be read; available: '
-                      f'{available or "none"}')
-    return config, state
-  finally:
-    ckpt.close()
-
-
-def write_samples(method, config, state, latents, directory, tag, generate=None):
-  """Write the method's sample sheets for `latents` into directory/<sheet>/<tag>.png.
-
-  All processes must call it (generation is one global computation); process 0 writes.
-  """
-  generate = generate or jax.jit(functools.partial(method.generate, config))
-  outputs = parallel.to_host(generate(state, latents))
-  paths = []
-  if jax.process_index() == 0:
-    for name, images, ncol in method.sheets(config, outputs):
-      paths.append(figures.save_grid(images, os.path.join(directory, name, f'{tag}.png'), ncol))
-  return paths
-
-
 def train(config, workdir, fresh=False):
   """Train config into workdir, resuming from its latest checkpoint. Returns the final state.
 
@@ -236,7 +192,7 @@ def _start(method, config, mesh, workdir, ckpt, fresh):
   is refused: starting over would erase its history without being asked. A run killed before
   its first checkpoint completed has nothing to lose and starts again.
   """
-  state = ckpt.restore(abstract_state(method, config, mesh))
+  state = ckpt.restore(checkpoint.abstract_state(method, config, mesh))
   if state is not None:
     step = int(parallel.to_host(state.step))
     if fresh:
@@ -284,7 +240,7 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
 
   def save_samples(step):
     if method.makes_samples:
-      write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
+      figures.write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
                     f'step_{step:08d}', generate)
 
   pending, pending_start = [], step  # dispatch metrics not yet seen by the host

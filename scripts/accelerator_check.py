@@ -319,8 +319,8 @@ def compare(workdir_a, workdir_b, step):
 def state_arrays(workdir, step):
   import jax
   import numpy as np
-  from gans import trainer
-  _, state = trainer.load(workdir, step)
+  from gans import checkpoint
+  _, state = checkpoint.load(workdir, step)
   host = lambda x: np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(
       x.dtype, jax.dtypes.prng_key) else x)
   return {jax.tree_util.keystr(p): host(x)

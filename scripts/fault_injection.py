@@ -139,10 +139,10 @@ def compare_states(code, reference, killed):
   os.environ['JAX_PLATFORMS'] = 'cpu'
   sys.path.insert(0, str(code))
   import jax
-  from gans import trainer
+  from gans import checkpoint
 
   def leaves(workdir):
-    _, state = trainer.load(workdir)
+    _, state = checkpoint.load(workdir)
     def host(x):
       if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         x = jax.random.key_data(x)

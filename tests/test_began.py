@@ -14,7 +14,7 @@ from PIL import Image
 
 from configs import began_digits
 from gans import config as config_lib
-from gans import trainer
+from gans import checkpoint, trainer
 from gans.errors import UserError
 from gans.methods import began
 from gans.models import began as models
@@ -200,7 +200,7 @@ def runs(tmp_path_factory):
 
 def test_k_survives_a_checkpoint_round_trip(runs):
   root, _, first, _ = runs
-  _, restored = trainer.load(str(root / 'b'), 10)
+  _, restored = checkpoint.load(str(root / 'b'), 10)
   assert 0 < float(first.k) < 1
   assert_same_state(first, restored)
 

@@ -93,9 +93,9 @@ def test_every_number_carries_its_counts_reference_and_extractor(workdir, classi
 
 def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, classifier_dir,
                                                                      tmp_path):
-  from gans import evaluate, methods, parallel, trainer
+  from gans import checkpoint, evaluate, methods, parallel
   from gans.metrics import extractors
-  config, state = trainer.load(workdir)
+  config, state = checkpoint.load(workdir)
   method, mesh = methods.get('msggan'), parallel.make_mesh()
   ext = extractors.classifier(classifier_dir)
   first, _, path = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
@@ -117,18 +117,18 @@ def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, c
 
 
 def test_sharded_over_four_devices_gives_the_same_features(workdir, classifier_dir, tmp_path):
-  from gans import evaluate, methods, parallel, trainer
+  from gans import checkpoint, evaluate, methods, parallel
   from gans.metrics import extractors
-  config, state = trainer.load(workdir)
+  config, state = checkpoint.load(workdir)
   one = evaluate.generated_features(methods.get('msggan'), config, state,
                                     extractors.classifier(classifier_dir), parallel.make_mesh(),
                                     options(tmp_path, num_samples=40))
   np.save(tmp_path / 'one.npy', one.features)
   script = ('import sys; sys.path.insert(0, "tests"); import numpy as np, jax; '
             'from test_eval import options; from gans.metrics import extractors; '
-            'from gans import evaluate, methods, parallel, trainer; '
+            'from gans import checkpoint, evaluate, methods, parallel; '
             'assert jax.device_count() == 4; '
-            f'c, s = trainer.load({workdir!r}); '
+            f'c, s = checkpoint.load({workdir!r}); '
             'f = evaluate.generated_features(methods.get("msggan"), c, s, '
             f'extractors.classifier({classifier_dir!r}), parallel.make_mesh(), '
             f'options({str(tmp_path)!r}, num_samples=40)); '
@@ -208,7 +208,7 @@ def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_wor
   reference features of domain b are those of the negated digits, and domain b's samples are
   G_b's (generate()[1])."""
   import jax
-  from gans import evaluate, methods, parallel, trainer
+  from gans import checkpoint, evaluate, methods, parallel
   from gans.metrics import extractors
   ext = extractors.classifier(classifier_dir)
   record = evaluate.evaluate(coupled_workdir, ext, options(tmp_path, num_samples=32))
@@ -216,7 +216,7 @@ def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_wor
       f'{m}_classifier_{d}' for d in 'ab' for m in ('fid', 'kid', 'is', 'precision', 'recall')}
   assert record['metrics']['fid_classifier_b']['reference'].startswith('domain b: ')
   assert len(record['reference_cache']) == 2
-  config, state = trainer.load(coupled_workdir)
+  config, state = checkpoint.load(coupled_workdir)
   method, mesh, opts = methods.get('cogan'), parallel.make_mesh(), options(tmp_path)
   source = method.sources(config)['b']
   real, _, _ = evaluate.reference_features(method, config, ext, mesh, opts, 'b')

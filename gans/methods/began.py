@@ -405,10 +405,10 @@ def gamma_figure(workdirs, path, num_samples=36, seed=0, step=None):
   captioned with it (the paper's gamma in {0.3, 0.5, 0.7}). Every run draws its samples
   from the same latents when their N_z agree. `step` picks a checkpoint present in every run
   (default: each run's latest). Returns the path."""
-  from gans import trainer  # pylint: disable=g-import-not-at-top
+  from gans import checkpoint  # pylint: disable=g-import-not-at-top
   runs = []
   for workdir in workdirs:
-    config, state = trainer.load(workdir, step)
+    config, state = checkpoint.load(workdir, step)
     if config.method != 'began':
       raise UserError(f'{workdir} holds a {config.method} run; the gamma figure compares BEGAN '
                       'runs')

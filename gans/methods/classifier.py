@@ -185,8 +185,8 @@ def _predict_fn(model_json):
 
 def load_frozen(workdir, step=None) -> Frozen:
   """The classifier trained in `workdir` (latest checkpoint, or `step`), on this host."""
-  from gans import trainer  # pylint: disable=g-import-not-at-top
-  config, state = trainer.load(workdir, step)
+  from gans import checkpoint  # pylint: disable=g-import-not-at-top
+  config, state = checkpoint.load(workdir, step)
   if config.method != 'classifier':
     raise UserError(f'{workdir} holds a {config.method} run, not a classifier; train one with '
                     'python train.py --config configs/classifier_digits.py')
