@@ -10,7 +10,6 @@ moves it aside with a warning and takes the newest one that restores.
 import json
 import logging
 import functools
-import os
 import shutil
 import sys
 
@@ -20,6 +19,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from gans import methods, parallel
+from gans import workdir as workdir_lib
 from gans.errors import UserError
 
 # Fields that change what the numbers in the state mean without changing its structure; a
@@ -113,8 +113,7 @@ class Checkpointer:
     what tells a run whose checkpoints were deleted from one that never completed any."""
     _quiet_abandoned_io()
     self.config = json.loads(config.to_json())
-    directory = str(directory)
-    self.directory = epath.Path(directory if '://' in directory else os.path.abspath(directory))
+    self.directory = workdir_lib.absolute(directory)
     # create=False: a start that fails before its first save leaves no empty folder behind.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
                                            cleanup_tmp_directories=True,
@@ -215,7 +214,7 @@ class Checkpointer:
   def _no_space(self, state):
     """Why a save cannot fit on a local disk, or None: refused before writing any of it, orbax
     would fail half-way, in the background, with pages of errors. (Object stores do not fill.)"""
-    if '://' in str(self.directory):
+    if workdir_lib.is_url(self.directory):
       return None
     need = 1.05 * sum(x.nbytes for x in jax.tree.leaves(state)) + _METADATA_BYTES
     free = shutil.disk_usage(self.directory).free

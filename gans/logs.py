@@ -7,6 +7,8 @@ import sys
 import numpy as np
 from etils import epath
 
+from gans import workdir as workdir_lib
+
 
 def read_metrics(workdir) -> list:
   """The records of workdir/metrics.jsonl ([] when there is none).
@@ -79,8 +81,9 @@ class MetricWriter:
       temporary = workdir / 'metrics.jsonl.tmp'
       temporary.write_text(''.join(self._lines))
       temporary.replace(self._path)
-      self._jsonl = None if '://' in str(workdir) else self._path.open('a')
-      if '://' in str(workdir):
+      on_store = workdir_lib.is_url(workdir)
+      self._jsonl = None if on_store else self._path.open('a')
+      if on_store:
         from tensorboardX import record_writer
         record_writer.register_writer_factory(str(workdir).split(':')[0], _UploadedFile)
       self._tb = SummaryWriter(str(workdir / 'tensorboard'))

@@ -18,6 +18,16 @@ from gans.errors import UserError
 LOCK = 'lock.json'
 
 
+def is_url(path) -> bool:
+  """An object store (gs://...): no append, no exclusive create, no disk to fill."""
+  return '://' in str(path)
+
+
+def absolute(path) -> epath.Path:
+  """path as an epath.Path that no longer depends on the current folder (URLs as they are)."""
+  return epath.Path(path if is_url(path) else os.path.abspath(path))
+
+
 def prepare(workdir) -> epath.Path:
   """The workdir as a Path, created if missing; a file or an unwritable place is a UserError."""
   path = epath.Path(workdir)
@@ -66,7 +76,7 @@ class Lock:
     """Write the lock unless one exists: atomically on a local disk (O_EXCL); on an object
     store, which has no exclusive create, by looking first."""
     text = json.dumps(self.owner)
-    if '://' in str(self.path):
+    if is_url(self.path):
       if self.path.exists():
         raise FileExistsError(str(self.path))
       self.path.write_text(text)

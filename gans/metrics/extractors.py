@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
+from gans import workdir as workdir_lib
 from gans.errors import UserError
 
 INCEPTION_FILE = 'pt_inception-2015-12-05-6726825d.pth'
@@ -174,7 +175,7 @@ def from_frozen(frozen, name, info=None):
 def classifier(workdir):
   """The extractor of the classifier trained by the project in `workdir` (latest checkpoint)."""
   from gans.methods import classifier as method
-  workdir = str(workdir) if '://' in str(workdir) else os.path.abspath(workdir)  # gs://...
+  workdir = str(workdir_lib.absolute(workdir))
   ckpts = epath.Path(workdir) / 'checkpoints'
   names = [d.name for d in ckpts.iterdir()] if ckpts.is_dir() else []
   steps = sorted(int(n) for n in names if n.isdigit())
