@@ -27,6 +27,7 @@ import numpy as np
 from etils import epath
 
 from gans import checkpoint, figures, logs, methods, parallel
+from gans import workdir as workdir_lib
 from gans.errors import UserError
 from gans.metrics import extractors, fid, inception_score, kid, parse_metrics, precision_recall
 
@@ -124,22 +125,13 @@ class _Collector:
     return FeatureSet(np.concatenate(self.features), np.concatenate(self.logits), gaussians)
 
 
-def _write_atomically(path, data: bytes):
-  """Write through a temporary file and a rename, so a reader never sees half a file."""
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.parent / f'{path.name}.{os.getpid()}.tmp'
-  tmp.write_bytes(data)
-  tmp.replace(path)
-
-
 def _save(path, fs):
   arrays = {'features': fs.features}
   for name, (mean, cov, count) in fs.gaussians.items():
     arrays.update({f'mean_{name}': mean, f'cov_{name}': cov, f'count_{name}': count})
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
-  _write_atomically(path, buffer.getvalue())
+  workdir_lib.write_atomically(path, buffer.getvalue())
 
 
 def _load(path):
@@ -341,7 +333,7 @@ def _merge(path, record):
     old = json.loads(path.read_text())
     record = {**old, **record, 'metrics': {**old.get('metrics', {}), **record['metrics']},
               'extractors': {**old.get('extractors', {}), **record['extractors']}}
-  _write_atomically(path, json.dumps(record, indent=2, sort_keys=True).encode())
+  workdir_lib.write_atomically(path, json.dumps(record, indent=2, sort_keys=True).encode())
   return record
 
 

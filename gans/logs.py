@@ -78,9 +78,7 @@ class MetricWriter:
       self._path = workdir / 'metrics.jsonl'
       self._lines = [json.dumps(r) + '\n' for r in read_metrics(workdir)
                      if r['step'] <= resume_step]
-      temporary = workdir / 'metrics.jsonl.tmp'
-      temporary.write_text(''.join(self._lines))
-      temporary.replace(self._path)
+      workdir_lib.write_atomically(self._path, ''.join(self._lines).encode())
       on_store = workdir_lib.is_url(workdir)
       self._jsonl = None if on_store else self._path.open('a')
       if on_store:

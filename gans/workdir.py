@@ -28,6 +28,16 @@ def absolute(path) -> epath.Path:
   return epath.Path(path if is_url(path) else os.path.abspath(path))
 
 
+def write_atomically(path, data: bytes):
+  """Write through a temporary file and a rename, so a reader (or a crash) never leaves half a
+  file: a resume's rewrite of metrics.jsonl, eval JSON, the feature cache."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.parent / f'{path.name}.{os.getpid()}.tmp'
+  tmp.write_bytes(data)
+  tmp.replace(path)
+
+
 def prepare(workdir) -> epath.Path:
   """The workdir as a Path, created if missing; a file or an unwritable place is a UserError."""
   path = epath.Path(workdir)

@@ -169,7 +169,8 @@ def test_every_output_is_in_the_bucket(run, emulator):
               'eval/30.json', 'checkpoints/30/commit_success.txt',
               'checkpoints/30/state/manifest.ocdbt', 'samples/all_scales/step_00000030.png'}
   assert {f'run/{n}' for n in expected} <= names
-  assert not {'run/lock.json', 'run/metrics.jsonl.tmp'} & names  # released, renamed
+  assert 'run/lock.json' not in names  # released
+  assert not [n for n in names if n.endswith('.tmp')]  # every temporary renamed into place
   events = sorted(n for n in names if n.startswith('run/tensorboard/events.out.tfevents.'))
   assert [_event_steps(_read(emulator, n), 'd_loss') for n in events] == [[10, 20], [30]]
   assert len([n for n in names if n.startswith('run/eval/reference/')]) == 1  # in training
