@@ -2,7 +2,7 @@
 
 n = 128, N_h = N_z = 64 (G 1.7M, D 13.4M parameters), gamma 0.5, batch 16, Adam 8e-5 betas
 (0.5, 0.999) for both, halved every 100k steps with a floor of 2e-5, 500k steps; z_D and z_G
-drawn separately (the paper; --config.shared_z=True for carpedm20's single z).
+drawn separately (the paper; --config.began.shared_z=True for carpedm20's single z).
 Faces: the central 128x128 crop of the 178x218 image (carpedm20 crops 128x128 at top 50,
 left 25: ours sits 5 px higher), then an antialiased (PIL bilinear) resize instead of
 carpedm20's nearest-neighbour one (spec §9 decision 10). Prepare once:

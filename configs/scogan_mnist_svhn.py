@@ -16,6 +16,7 @@ The `_tiny` variants (`tiny` = `fr_sl_tiny`) use an untrained classifier stand-i
 """
 from gans.data import pairs
 from gans.methods import coupled
+from gans.models import frozen
 
 COUPLINGS = {'fr_sl': ('fr', 'sl'), 'sl_cc': ('sl', 'cc'), 'cc_fr': ('cc', 'fr')}
 
@@ -30,6 +31,6 @@ def get_config(variant=''):
   c.sample_every = 1000
   c.checkpoint_every = 2500
   if tiny:
-    c.reg.sl_classifier = coupled.UNTRAINED
+    c.reg.sl_classifier = frozen.UNTRAINED
     return coupled.tiny(c)
   return c

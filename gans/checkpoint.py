@@ -18,6 +18,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
+from gans import config as config_lib
 from gans import methods, parallel
 from gans import workdir as workdir_lib
 from gans.errors import UserError
@@ -133,7 +134,8 @@ class Checkpointer:
 
   def _check_compatible(self, step, abstract_state):
     saved = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    meaning = config_changes(saved.config, self.config, COMPATIBILITY_KEYS)
+    saved_config = config_lib.upgrade(saved.config)  # the keys renamed since it was saved
+    meaning = config_changes(saved_config, self.config, COMPATIBILITY_KEYS)
     if meaning:
       raise UserError(f'the checkpoint in {self.directory} was made with another config '
                       f'({"; ".join(meaning)}); use a new --workdir or the original config')
@@ -141,7 +143,7 @@ class Checkpointer:
     want = _structure(abstract_state)
     if have != want:
       differing = sorted(set(have) ^ set(want)) or [k for k in want if have[k] != want[k]]
-      changes = config_changes(saved.config, self.config) or ['none: the code changed']
+      changes = config_changes(saved_config, self.config) or ['none: the code changed']
       raise UserError(f'the checkpoint at step {step} in {self.directory} holds another state '
                       f'({len(differing)} arrays differ, e.g. {differing[0]}); config changes: '
                       f'{"; ".join(changes)}; use a new --workdir or the original config')
@@ -267,7 +269,7 @@ def load(workdir, step=None):
   path = epath.Path(workdir) / 'config.json'
   if not path.exists():
     raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(config_lib.upgrade(json.loads(path.read_text())))
   ckpt = Checkpointer(epath.Path(workdir) / 'checkpoints', config)
   try:
     available = ckpt.all_steps()

@@ -16,7 +16,8 @@ from configs import began_digits
 from gans import config as config_lib
 from gans import checkpoint, trainer
 from gans.errors import UserError
-from gans.methods import began
+from gans.methods.began import figures as began_figures
+from gans.methods.began import step as began
 from gans.models import began as models
 from test_train import assert_same_state, read_metrics
 
@@ -226,13 +227,13 @@ def test_measure_falls_on_tiny_data(runs):
 def test_figures_from_runs(runs, tmp_path):
   root, whole, _, _ = runs
   config = tiny(**{'figures.z_steps': 5, 'figures.pairs': 2, 'figures.points': 4})
-  paths = began.figures(config, whole, str(root / 'a'))
+  paths = began_figures.figures(config, whole, str(root / 'a'))
   names = sorted(os.path.basename(p) for p in paths)
   assert names == ['convergence.png', 'interpolation_generated.png', 'interpolation_real.png']
   assert all(os.path.dirname(p) == str(root / 'a' / 'figures') for p in paths)
   real = Image.open(root / 'a' / 'figures' / 'interpolation_real.png')
   assert real.width > real.height  # 2 rows of 4 + 2 images
-  path = began.gamma_figure([str(root / 'a'), str(root / 'b')], str(tmp_path / 'gamma.png'),
+  path = began_figures.gamma_figure([str(root / 'a'), str(root / 'b')], str(tmp_path / 'gamma.png'),
                             num_samples=4)
   assert Image.open(path).width > 1.5 * Image.open(path).height  # two sheets side by side
 
@@ -242,15 +243,15 @@ def test_find_latents_fits_a_generated_image():
   state = began.init_state(config, jax.random.PRNGKey(0))
   target = began.generate(config, state, began.sample_latents(config, jax.random.PRNGKey(1), 2))
   target = target['samples']
-  start = began.find_latents(config, state, target, steps=0)
-  fitted = began.find_latents(config, state, target, steps=100, lr=0.05)
+  start = began_figures.find_latents(config, state, target, steps=0)
+  fitted = began_figures.find_latents(config, state, target, steps=100, lr=0.05)
   error = lambda z: float(jnp.mean(jnp.abs(target - began.generate(config, state, z)['samples'])))
   assert error(fitted) < 0.5 * error(start)
   assert float(jnp.max(jnp.abs(fitted))) <= 1.0
 
 
 def test_shared_z_uses_one_draw():
-  config = tiny(shared_z=True)
+  config = tiny(**{'began.shared_z': True})
   state = began.init_state(config, jax.random.PRNGKey(0))
   _, z_d, z_g = began.step_inputs(config, state, digits(config))
   np.testing.assert_array_equal(z_d, z_g)
@@ -473,7 +474,7 @@ def test_flops_count_every_layer():
   shape['model.n'] = 16  # wide enough that the convs dominate XLA's count
   steps = {}
   for shared in (False, True):
-    config = tiny(shared_z=shared, **shape)
+    config = tiny(**{'began.shared_z': shared}, **shape)
     state = began.init_state(config, jax.random.PRNGKey(0))
     cost = [_xla_flops(functools.partial(began.train_step, config), state,
                        jnp.zeros((b, 16, 16, 1), jnp.uint8)) for b in (8, 16)]
@@ -485,8 +486,8 @@ def test_flops_count_every_layer():
   xla_d = _xla_flops(lambda p, x: d_model.apply({'params': p}, x), state.d_params,
                      jnp.zeros((8, 16, 16, 1))) / 8
   padding = (g + d) / (xla_g + xla_d)
-  (reference, necessary), (_, necessary_shared) = (began.flops(tiny(shared_z=s, **shape))
-                                                   for s in (False, True))
+  (reference, necessary), (_, necessary_shared) = (
+      began.flops(tiny(**{'began.shared_z': s}, **shape)) for s in (False, True))
   np.testing.assert_allclose(necessary, steps[False] * padding, rtol=0.02)
   np.testing.assert_allclose(necessary_shared, steps[True] * padding, rtol=0.02)
   # carpedm20's step is this one with one z: one G forward less
@@ -515,3 +516,16 @@ def test_metrics_are_logged(runs):
     assert all(key in m for m in logged)
   with open(root / 'a' / 'config.json') as f:
     assert json.load(f)['method'] == 'began'
+
+
+def test_the_step_logs_the_learning_rates_of_its_step_schedule():
+  """g_lr and d_lr in the metrics are the rates the step applied: halved after every
+  lr_update_step steps ('step' schedule), down to the floor."""
+  config = tiny(**{'optim.g_lr': 8e-5, 'optim.d_lr': 1e-4, 'optim.lr_update_step': 7,
+                   'optim.lr_floor': 1e-5})
+  state = began.init_state(config, jax.random.PRNGKey(0))
+  step = jax.jit(functools.partial(began.train_step, config))
+  for at, factor in ((0, 1), (6, 1), (7, 0.5), (14, 0.25)):
+    _, metrics = step(state.replace(step=jnp.int32(at)), digits(config))
+    np.testing.assert_allclose([metrics['g_lr'], metrics['d_lr']],
+                               [8e-5 * factor, 1e-4 * factor], rtol=1e-6)

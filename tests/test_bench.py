@@ -72,7 +72,8 @@ SPEC_G, SPEC_D = 12.77, 9.60
 def test_iteration_flops_follow_the_spec(loss, fresh, necessary):
   """The FLOP counts against spec §14's table; fresh_g_latents cannot reuse G's forward."""
   config = tiny_config(**{'model.depth': 4, 'model.width': 512, 'model.latent_size': 512,
-                          'model.image_channels': 3, 'loss.name': loss, 'fresh_g_latents': fresh})
+                          'model.image_channels': 3, 'loss.name': loss,
+                          'msggan.fresh_g_latents': fresh})
   g, d = msggan.forward_flops(config)
   reference, got = msggan.flops(config)
   assert (g / 1e9, d / 1e9) == pytest.approx((SPEC_G, SPEC_D), abs=0.005)

@@ -33,7 +33,8 @@ def test_learns_the_held_out_digits(trained):
 def test_frozen_classifier_takes_any_size_and_channels(trained):
   config, workdir = trained
   frozen = classifier.load_frozen(workdir)
-  held_out = data.LabelledSource(data.make_source(_split(config, config.eval_split), 32, 3))
+  split = _split(config, config.classifier.eval_split)
+  held_out = data.LabelledSource(data.make_source(split, 32, 3))
   held_out = held_out.load_all()
   x = held_out['image'][:64].astype(np.float32) / 127.5 - 1  # 32x32 RGB: resized, made grey
   logits = jax.jit(frozen.logits)(x)
@@ -74,5 +75,32 @@ def test_folder_labels_come_from_class_folders(tmp_path):
     (tmp_path / cls).mkdir()
     for i in range(2):
       Image.new('L', (4, 4), 40 * i).save(tmp_path / cls / f'{i}.png')
-  folder = sources.FolderSource(str(tmp_path), 4, 1)
+  folder = data.FolderSource(str(tmp_path), 4, 1)
   assert list(folder.labels()) == [0, 0, 1, 1]  # sorted: ant, cat
+
+
+def test_the_step_logs_its_learning_rate(trained):
+  config, workdir = trained
+  records = [json.loads(line) for line in open(f'{workdir}/metrics.jsonl')]
+  logged = [r['lr'] for r in records if 'lr' in r]
+  assert logged and all(v == pytest.approx(config.optim.lr, rel=1e-6) for v in logged)
+
+
+def test_named_feature_taps_keep_the_saved_parameter_names():
+  """The layers keep the names Flax gave them automatically (Conv_0 .. Conv_5, Dense_0/1), so
+  classifiers saved before they were named load; features=True returns each conv's ReLU output
+  and the penultimate features by name."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from gans.models import classifier as models  # pylint: disable=g-import-not-at-top
+  model = models.Classifier(width=4, feature_size=8)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 1), minval=-1, maxval=1)
+  params = model.init(jax.random.PRNGKey(0), x)['params']
+  assert sorted(params) == [f'Conv_{i}' for i in range(6)] + ['Dense_0', 'Dense_1']
+  logits, taps = model.apply({'params': params}, x, features=True)
+  assert tuple(taps) == models.CONV_TAPS + ('fc',) and taps['fc'].shape == (2, 8)
+  np.testing.assert_array_equal(logits, model.apply({'params': params}, x))
+  _, inter = model.apply({'params': params}, x, capture_intermediates=True,
+                         mutable=['intermediates'])
+  for i, name in enumerate(models.CONV_TAPS):
+    conv = inter['intermediates'][f'Conv_{i}']['__call__'][0]
+    np.testing.assert_array_equal(taps[name], jnp.maximum(conv, 0))

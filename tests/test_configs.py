@@ -3,6 +3,7 @@ through the real data path."""
 import functools
 import glob
 import importlib
+import json
 import os
 
 import jax
@@ -64,3 +65,41 @@ def test_every_method_fills_the_contract():
     assert all(sampling) if method.makes_samples else not any(sampling[:3])
   assert methods.get('scogan').defaults().method == 'scogan'
   assert methods.get('cogan').defaults().method == 'cogan'
+
+
+def test_upgrade_moves_the_old_root_knobs_into_their_method_block():
+  old = {'method': 'cogan', 'g_steps': 2, 'd_bn': 'mixed', 'coupled': {'latent_dist': 'normal'}}
+  new = config_lib.upgrade(old)
+  assert new == {'method': 'cogan', 'coupled': {'latent_dist': 'normal', 'g_steps': 2,
+                                                'd_bn': 'mixed'}}
+  assert config_lib.upgrade(new) == new and 'g_steps' in old  # idempotent, input untouched
+  for old_key, new_key in config_lib.RENAMED.items():  # every new key is a default's
+    block, leaf = new_key.split('.')
+    defaults = methods.get({'coupled': 'cogan'}.get(block, block)).defaults()
+    assert old_key not in defaults and leaf in defaults[block], (old_key, new_key)
+
+
+def test_an_old_style_workdir_loads_and_resumes(tmp_path):
+  """A workdir saved while the method knobs sat at the config root (config.json and the
+  checkpoint's own copy of the config) loads with the keys moved, and resumes."""
+  from conftest import tiny_config
+  from gans import checkpoint, trainer
+  config = tiny_config(num_steps=10, **{'msggan.ema_decay': 0.5})
+  trainer.train(config, str(tmp_path))
+  saved = [tmp_path / 'config.json'] + sorted((tmp_path / 'checkpoints' / '10').rglob('*'))
+  rewritten = 0
+  for path in saved:
+    try:
+      text = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, IsADirectoryError):
+      continue
+    if isinstance(text, dict) and 'msggan' in text:
+      text.update(text.pop('msggan'))  # the layout before the knobs moved
+      path.write_text(json.dumps(text))
+      rewritten += 1
+  assert rewritten == 2  # config.json and the checkpoint's config
+  loaded, state = checkpoint.load(str(tmp_path))
+  assert loaded.msggan.ema_decay == 0.5 and 'ema_decay' not in loaded and int(state.step) == 10
+  config.num_steps = 20
+  trainer.train(config, str(tmp_path))
+  assert int(checkpoint.load(str(tmp_path))[1].step) == 20

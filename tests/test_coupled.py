@@ -13,6 +13,9 @@ from gans import config as config_lib
 from gans import regularizers, trainer
 from gans.errors import UserError
 from gans.methods import coupled
+from gans.methods.coupled import figures as coupled_figures
+from gans.methods.coupled import step as coupled_step
+from gans.metrics import agreement
 from gans.models import vgg
 from test_train import assert_same_state, read_metrics
 
@@ -166,7 +169,7 @@ def test_each_coupling_reaches_both_generators_only_where_it_should(name):
 
   def term(params):
     gen, _ = g.apply({'params': params, **state.g_stats}, z, mutable=['batch_stats'])
-    return coupled.g_regularizers(config, state.frozen, params, state.e_params, z, gen, real,
+    return coupled_step.g_regularizers(config, state.frozen, params, state.e_params, z, gen, real,
                                   jax.random.PRNGKey(4))[name][1]
 
   grads = _norms(jax.grad(term)(state.g_params))
@@ -183,7 +186,7 @@ def test_fr_compares_the_first_convt_outputs():
   g, _ = coupled.build_models(config)
   z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
   gen, _ = g.apply({'params': state.g_params, **state.g_stats}, z, mutable=['batch_stats'])
-  value = coupled.g_regularizers(config, state.frozen, state.g_params, {}, z, gen, None,
+  value = coupled_step.g_regularizers(config, state.frozen, state.g_params, {}, z, gen, None,
                                  None)['fr'][1]
   f_a, f_b = gen[2], gen[3]
   assert f_a[1].shape[1:3] == (8, 8) and f_a[2].shape[1:3] == (16, 16)
@@ -227,11 +230,11 @@ def test_resumed_coupled_run_is_bitwise_identical(tmp_path):
 def test_figures_hook_writes_pairs_walks_and_translation(tmp_path):
   config = tiny()
   state = _init(config, jax.random.PRNGKey(0))
-  paths = coupled.figures(config, state, str(tmp_path))
+  paths = coupled_figures.figures(config, state, str(tmp_path))
   assert [os.path.basename(p) for p in paths] == [
       'pairs_step_00000000.png', 'walk_step_00000000.png', 'translation_step_00000000.png']
   assert all(os.path.getsize(p) for p in paths)
-  (name, images, ncol), = coupled.sheets(config, _generate(
+  (name, images, ncol), = coupled_figures.sheets(config, _generate(
       config, state, coupled.sample_latents(config, jax.random.PRNGKey(0), 4)))
   assert name == 'pairs' and ncol == 4 and images.shape == (8, 32, 32, 1)
 
@@ -241,8 +244,8 @@ def test_translation_reduces_the_reconstruction_error():
   state = _init(config, jax.random.PRNGKey(0))
   target, _ = _generate(config, state, coupled.sample_latents(
       config, jax.random.PRNGKey(5), 4))
-  start, _ = coupled.translate(config, state, target, steps=0)
-  end, _ = coupled.translate(config, state, target, steps=30, lr=0.05)
+  start, _ = coupled_figures.translate(config, state, target, steps=0)
+  end, _ = coupled_figures.translate(config, state, target, steps=30, lr=0.05)
   assert np.abs(end - target).mean() < np.abs(start - target).mean()
 
 
@@ -276,15 +279,17 @@ def test_domain_b_is_undone_before_classification(pair):
   a = coupled.sources(config)['a']
   x_a = a.load_all()[:5] / 127.5 - 1
   x_b = pairs.Transformed(a.source, config.pair.transform, config.pair.pad).load_all()[:5]
-  np.testing.assert_allclose(coupled._undo(config, x_b / 127.5 - 1), x_a, atol=1e-6)  # pylint: disable=protected-access
+  undone = agreement.undo_transform(x_b / 127.5 - 1, config.pair.transform, config.pair.pad)
+  np.testing.assert_allclose(undone, x_a, atol=1e-6)
 
 
 @pytest.mark.parametrize('overrides', [
     {'model.arch': 'digits28', 'model.resolution': 28, 'model.weight_init': 'he', 'pair.pad': 0,
-     'g_steps': 2, 'label_smoothing': 0.1, 'latent_dist': 'normal', 'model.dtype': 'bfloat16'},
+     'coupled.g_steps': 2, 'coupled.label_smoothing': 0.1, 'coupled.latent_dist': 'normal',
+     'model.dtype': 'bfloat16'},
     {'model.arch': 'faces', 'model.resolution': 64, 'model.g_shared': 4, 'model.d_shared': 5,
-     'model.d_dropout': True, 'd_bn': 'mixed', 'model.sample_mode': 'batch', 'model.g_divisor': 128,
-     'model.d_divisor': 64},
+     'model.d_dropout': True, 'coupled.d_bn': 'mixed', 'model.sample_mode': 'batch',
+     'model.g_divisor': 128, 'model.d_divisor': 64},
 ])
 def test_architecture_and_training_options_step(overrides):
   config = tiny(**overrides)
@@ -328,7 +333,7 @@ def test_g_steps_updates_the_generator_that_many_times_per_d_update():
   D's update is the g_steps=1 one, and G ends elsewhere than after a single update."""
   results = {}
   for g_steps in (1, 2):
-    config = tiny(g_steps=g_steps)
+    config = tiny(**{'coupled.g_steps': g_steps})
     results[g_steps] = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))[0]
   one, two = results[1], results[2]
   assert (_adam_count(one.g_opt), _adam_count(one.d_opt)) == (1, 1)
@@ -348,8 +353,8 @@ def test_label_smoothing_sets_the_real_target_to_one_minus_s():
   base = tiny(**FACES)
   state = _init(base, jax.random.PRNGKey(0))
   batch = _batch(base, 4)
-  losses = {t: float(_step(tiny(label_smoothing=t, **FACES), state, batch)[1]['d_loss'])
-            for t in (0.0, s)}
+  smoothed = lambda t: tiny(**{'coupled.label_smoothing': t}, **FACES)
+  losses = {t: float(_step(smoothed(t), state, batch)[1]['d_loss']) for t in (0.0, s)}
   _, d = coupled.build_models(base)
   real = [np.asarray(batch[k], np.float32) / 127.5 - 1 for k in 'ab']  # data.flip is off
   logits, _ = d.apply({'params': state.d_params, **state.d_stats}, *real, train=True,
@@ -365,7 +370,7 @@ def test_mixed_d_bn_lets_the_fakes_change_ds_output_on_the_reals():
   they do not."""
   other_g = _init(tiny(**FACES), jax.random.PRNGKey(1)).g_params
   for mode in ('separate', 'mixed'):
-    config = tiny(d_bn=mode, **FACES)
+    config = tiny(**{'coupled.d_bn': mode}, **FACES)
     state = _init(config, jax.random.PRNGKey(0))
     batch = _batch(config, 4)
     scores = [float(_step(config, s, batch)[1]['real_score'])
@@ -419,7 +424,7 @@ def test_latent_dist_draws_the_named_distribution():
   variance 1, kurtosis 3. Means 0 for both."""
   n = 200_000
   for dist, var, kurt in (('uniform', 1 / 3, 1.8), ('normal', 1.0, 3.0)):
-    config = tiny(latent_dist=dist)
+    config = tiny(**{'coupled.latent_dist': dist})
     z = np.asarray(coupled.sample_latents(config, jax.random.PRNGKey(0), n // 16), np.float64)
     assert z.shape == (n // 16, config.model.latent_size)
     z = z.ravel()
@@ -443,7 +448,7 @@ def test_weight_decay_is_coupled_l2_on_kernels_only():
   for params in (state.g_params, state.d_params):
     leaves = _leaves(params)
     assert {k.rsplit('/', 1)[1] for k in leaves} == {'kernel', 'bias', 'alpha'}
-    tx = coupled._adam(config, lr, params)  # pylint: disable=protected-access
+    tx = coupled_step.adam(config, lr, params)
     opt, p = tx.init(params), params
     rng = np.random.default_rng(0)
     expected = {k: np.asarray(w, np.float64) for k, w in leaves.items()}
@@ -477,7 +482,18 @@ def test_weight_similarity_covers_every_corresponding_generator_variable():
     if k.startswith('a_'):
       expected += np.mean((w.astype(np.float64) - leaves['b' + k[1:]]) ** 2)
   blocks = {k.split('/')[0] for k in leaves if k.startswith('a_')}
-  assert len(blocks) == len(coupled._layers(config)[0])  # pylint: disable=protected-access
-  value = coupled.g_regularizers(config, {}, params, {}, None, (None,) * 4, None,
+  assert len(blocks) == len(coupled_step.layer_lists(config)[0])
+  value = coupled_step.g_regularizers(config, {}, params, {}, None, (None,) * 4, None,
                                  None)['weight_sim'][1]
   np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+def test_the_step_logs_the_learning_rates_it_applied():
+  """g_lr, d_lr and, with CC, the encoder's e_lr (G's rate) are in the step's metrics."""
+  config = tiny(**{'optim.g_lr': 1e-4, 'optim.d_lr': 3e-4})
+  _, metrics = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))
+  assert metrics['g_lr'] == np.float32(1e-4) and metrics['d_lr'] == np.float32(3e-4)
+  assert 'e_lr' not in metrics
+  config = tiny(**{'optim.g_lr': 1e-4, 'reg.cc': 10.0})
+  _, metrics = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))
+  assert metrics['e_lr'] == metrics['g_lr'] == np.float32(1e-4)

@@ -122,7 +122,7 @@ def test_sample_latents_lie_on_the_sphere_of_radius_sqrt_latent_size():
     z = np.asarray(msggan.sample_latents(config, key, 5), np.float64)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), math.sqrt(size), rtol=1e-5)
     np.testing.assert_allclose(z, latents(key, 5, size), rtol=1e-5)
-    config.normalize_latents = False
+    config.msggan.normalize_latents = False
     raw = np.asarray(msggan.sample_latents(config, key, 5))
     np.testing.assert_allclose(raw, np.asarray(jax.random.normal(key, (5, size))), rtol=1e-6)
 
@@ -136,7 +136,7 @@ def test_optimised_step_applies_the_textbook_gradients_adam_step_and_ema():
   shows); Adam eps 1e-4 (tests/test_parallel.py explains: D's last bias has a zero gradient
   under this loss); EMA decay 0.9 so the blend is far from both endpoints."""
   config = tiny_config(**{'optim.eps': 1e-4, 'optim.g_lr': 0.01, 'optim.d_lr': 0.02,
-                          'ema_decay': 0.9})
+                          'msggan.ema_decay': 0.9})
   images = digits(config)
   states = [init(config, seed=2)]
   step = jax.jit(functools.partial(msggan.train_step, config))
@@ -165,7 +165,7 @@ def test_optimised_step_applies_the_textbook_gradients_adam_step_and_ema():
   assert np.any(opened, axis=0).all(), opened
 
   # EMA (spec §8.4): after step 1 from a copy of G; after step 2 from a blend that is neither.
-  decay = config.ema_decay
+  decay = config.msggan.ema_decay
   for before, after in zip(states, states[1:]):
     want = jax.tree.map(lambda e, p: decay * np.asarray(e, np.float64)
                         + (1 - decay) * np.asarray(p, np.float64), before.g_ema, after.g_params)
@@ -177,7 +177,7 @@ def test_optimised_step_applies_the_textbook_gradients_adam_step_and_ema():
 def test_fresh_g_latents_gives_the_g_step_its_own_z():
   """MSG-GAN v1 (spec §11): the G step's gradient is the textbook one on the second draw of the
   step's key, not on the D step's z (which gives a different gradient)."""
-  config = tiny_config(**{'optim.eps': 1e-4, 'fresh_g_latents': True})
+  config = tiny_config(**{'optim.eps': 1e-4, 'msggan.fresh_g_latents': True})
   images = digits(config)
   state = init(config)
   after, metrics = jax.jit(functools.partial(msggan.train_step, config))(state, images)
@@ -211,3 +211,10 @@ def test_ttur_moves_each_network_by_its_own_learning_rate():
     clear = np.abs(grad) > 1e-4  # |g| >> eps = 1e-8: the step is lr to 1e-4
     assert clear.mean() > 0.9
     np.testing.assert_allclose(delta[clear], -lr * np.sign(grad[clear]), rtol=0, atol=1e-6)
+
+
+def test_the_step_logs_the_learning_rates_it_applied():
+  """g_lr and d_lr in the metrics are optim.g_lr and optim.d_lr (MSG-GAN has no schedule)."""
+  config = tiny_config(**{'optim.g_lr': 1e-4, 'optim.d_lr': 4e-4})
+  _, metrics = jax.jit(functools.partial(msggan.train_step, config))(init(config), digits(config))
+  assert metrics['g_lr'] == np.float32(1e-4) and metrics['d_lr'] == np.float32(4e-4)

@@ -37,7 +37,8 @@ def test_learns_the_data_mean(tmp_path):
   from gans import data
   from gans.methods import msggan
   config = tiny_config(num_steps=300, batch_size=16, steps_per_dispatch=10, log_every=100,
-                       sample_every=300, checkpoint_every=300, num_samples=64, ema_decay=0.9)
+                       sample_every=300, checkpoint_every=300, num_samples=64,
+                       **{'msggan.ema_decay': 0.9})
   real = data.make_source(config.data, 8, 1).load_all().astype(np.float32) / 127.5 - 1
   target = real.mean(0)
 
@@ -203,7 +204,7 @@ def test_msggan_v1_options_train():
   config = tiny_config(**{'model.spectral_norm': True, 'model.equalized': False,
                           'model.tanh': True, 'model.mbstd': 'v1', 'model.pixelnorm': False,
                           'model.g_dilation': 2, 'model.d_dilation': 2,
-                          'fresh_g_latents': True, 'optim.g_lr': 1e-4, 'optim.d_lr': 4e-4})
+                          'msggan.fresh_g_latents': True, 'optim.g_lr': 1e-4, 'optim.d_lr': 4e-4})
   from gans.methods import msggan
   before = msggan.init_state(config, jax.random.PRNGKey(0))
   after, metrics = _steps(config)

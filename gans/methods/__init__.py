@@ -16,7 +16,7 @@ REGISTRY = {
     'msggan': ('gans.methods.msggan', 'METHOD'),
     'classifier': ('gans.methods.classifier', 'METHOD'),
     'began': ('gans.methods.began', 'METHOD'),
-    'cogan': ('gans.methods.coupled', 'COGAN'),  # CoGAN and SCoGAN: one module, other defaults
+    'cogan': ('gans.methods.coupled', 'COGAN'),  # CoGAN and SCoGAN: one package, other defaults
     'scogan': ('gans.methods.coupled', 'SCOGAN'),
 }
 
@@ -26,7 +26,10 @@ class Method:
   """What a training method provides. Every function takes the run's config first.
 
   Required, for training:
-    defaults() -> ConfigDict       the method's fields, on top of config.base_defaults
+    defaults() -> ConfigDict       the method's fields, on top of config.base_defaults: the
+                                   shared blocks (model, loss, optim, reg, data, eval) and the
+                                   method's own knobs in a block named after its module
+                                   (config.msggan.ema_decay, config.coupled.g_steps, ...)
     validate(config)               UserError on an impossible value of those fields
     sources(config)                a source or a pytree of sources: one data stream each
     example_spec(config)           the same structure, one example's ShapeDtypeStructs
@@ -43,7 +46,8 @@ class Method:
     sheets(config, host_outputs) -> [(name, images in [-1, 1], columns or None)]
 
   Optional:
-    evaluate(config, state) -> {name: float}   held-out scores, logged at every checkpoint
+    checkpoint_scores(config, state) -> {name: float}   held-out scores, logged at every
+                                   checkpoint (the classifier's accuracy, coupled pair agreement)
     figures(config, state, workdir) -> [paths]   the method's own figures for eval.py
                                    --figures (replaces the generic slerp interpolation)
     flops(config) -> (reference, necessary)   FLOPs per image of one step, for gans.bench
@@ -68,7 +72,7 @@ class Method:
   sample_latents: Optional[Callable[..., Any]] = None
   generate: Optional[Callable[..., Any]] = None
   sheets: Optional[Callable[..., Any]] = None
-  evaluate: Optional[Callable[..., Any]] = None
+  checkpoint_scores: Optional[Callable[..., Any]] = None
   figures: Optional[Callable[..., Any]] = None
   flops: Optional[Callable[..., Any]] = None
   eval_sets: Optional[Callable[..., Any]] = None

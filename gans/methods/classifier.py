@@ -2,8 +2,8 @@
 
 The GANs need a judge that knows the domains: SCoGAN's semantic loss, pair agreement and the
 classifier-feature metrics all load one with load_frozen(workdir). Held-out accuracy is
-computed whenever a checkpoint is written (evaluate), so every saved classifier has its score
-in metrics.jsonl beside the training loss.
+computed whenever a checkpoint is written (checkpoint_scores), so every saved classifier has its
+score in metrics.jsonl beside the training loss.
 """
 import functools
 import json
@@ -39,16 +39,17 @@ def defaults() -> ml_collections.ConfigDict:
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-3
   c.optim.weight_decay = 1e-4
-  c.max_shift = 2  # random translation by up to this many pixels: the augmentation
   c.data.split = 'train[:80%]'
   c.data.flip = False
-  c.eval_split = 'train[80%:]'  # held out; '' to skip
+  c.classifier = ml_collections.ConfigDict()  # the method's own knobs
+  c.classifier.max_shift = 2  # random translation by up to this many pixels: the augmentation
+  c.classifier.eval_split = 'train[80%:]'  # held out; '' to skip
   c.batch_size = 64
   c.num_steps = 2000
   return c
 
 
-def validate(config):
+def validate(config: ml_collections.ConfigDict):
   check = config_lib.check
   m = config.model
   check(m.resolution >= 8, f'model.resolution={m.resolution} must be >= 8')
@@ -56,8 +57,9 @@ def validate(config):
   check(m.num_classes >= 2, f'model.num_classes={m.num_classes} must be >= 2')
   check(m.width >= 1 and m.feature_size >= 1, 'model.width and model.feature_size must be >= 1')
   check(config.optim.lr > 0, f'optim.lr={config.optim.lr} must be > 0')
-  check(0 <= config.max_shift < m.resolution, f'max_shift={config.max_shift} must be in '
-        f'[0, model.resolution)')
+  shift = config.classifier.max_shift
+  check(0 <= shift < m.resolution, f'classifier.max_shift={shift} must be in [0, '
+        'model.resolution)')
   config_lib.validate_data(config.data)
 
 
@@ -69,33 +71,33 @@ class TrainState:
   opt: Any
 
 
-def build_model(config):
+def build_model(config: ml_collections.ConfigDict):
   m = config.model
   return models.Classifier(num_classes=m.num_classes, width=m.width, feature_size=m.feature_size)
 
 
-def optimizer(config):
+def optimizer(config: ml_collections.ConfigDict):
   return optax.adamw(config.optim.lr, weight_decay=config.optim.weight_decay)
 
 
-def _images(config, split=None):
+def _images(config: ml_collections.ConfigDict, split=None):
   d = config.data if split is None else config.data.copy_and_resolve_references()
   if split is not None:
     d.split = split
   return data.make_source(d, config.model.resolution, config.model.image_channels)
 
 
-def sources(config):
+def sources(config: ml_collections.ConfigDict):
   return data.LabelledSource(_images(config))
 
 
-def example_spec(config):
+def example_spec(config: ml_collections.ConfigDict):
   m = config.model
   return {'image': jax.ShapeDtypeStruct((m.resolution, m.resolution, m.image_channels), jnp.uint8),
           'label': jax.ShapeDtypeStruct((), jnp.int32)}
 
 
-def init_state(config, key):
+def init_state(config: ml_collections.ConfigDict, key):
   m = config.model
   k_state, k_init = jax.random.split(key)
   x = jnp.zeros((1, m.resolution, m.resolution, m.image_channels))
@@ -115,10 +117,10 @@ def _shift(x, key, max_shift):
   return jax.vmap(crop)(padded, offsets)
 
 
-def train_step(config, state: TrainState, batch):
+def train_step(config: ml_collections.ConfigDict, state: TrainState, batch):
   k_flip, k_shift = jax.random.split(jax.random.fold_in(state.key, state.step))
   x = feeding.to_model_input(batch['image'], k_flip, config.data.flip)
-  x = _shift(x, k_shift, config.max_shift)
+  x = _shift(x, k_shift, config.classifier.max_shift)
   model = build_model(config)
 
   def loss_fn(params):
@@ -131,15 +133,17 @@ def train_step(config, state: TrainState, batch):
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
   params = optax.apply_updates(state.params, updates)
   return (state.replace(step=state.step + 1, params=params, opt=opt),
-          {'loss': loss, 'accuracy': accuracy,
+          {'loss': loss, 'accuracy': accuracy, 'lr': jnp.float32(config.optim.lr),
            **health.norms('classifier', grads, state.params, params)})
 
 
-def evaluate(config, state):
-  """{'eval_accuracy': ...} on config.eval_split (nothing when it is ''), over all its images."""
-  if not config.eval_split:
+def checkpoint_scores(config: ml_collections.ConfigDict, state):
+  """{'eval_accuracy': ...} on config.classifier.eval_split (nothing when it is ''), over all its
+  images."""
+  split = config.classifier.eval_split
+  if not split:
     return {}
-  source = data.LabelledSource(_images(config, config.eval_split))
+  source = data.LabelledSource(_images(config, split))
   frozen = Frozen(config, state.params)
   examples = source.load_all()
   predictions = frozen.predict_all(examples['image'])
@@ -153,16 +157,18 @@ class Frozen(NamedTuple):
   config: Any
   params: Any
 
-  def _apply(self, x):
+  def logits_and_taps(self, x):
+    """(logits, {'conv0' .. 'conv5', 'fc': features}) (gans.models.classifier)."""
     m = self.config.model
     x = models.adapt(x.astype(jnp.float32), m.resolution, m.image_channels)
     return build_model(self.config).apply({'params': self.params}, x, features=True)
 
   def logits(self, x):
-    return self._apply(x)[0]
+    return self.logits_and_taps(x)[0]
 
   def features(self, x):
-    return self._apply(x)[1]
+    """The penultimate features: what the classifier-feature metrics compare."""
+    return self.logits_and_taps(x)[1]['fc']
 
   def predict_all(self, images_uint8, batch=256):
     """Host helper: int32 labels of a uint8 NHWC array, in jitted batches."""
@@ -196,4 +202,4 @@ def load_frozen(workdir, step=None) -> Frozen:
 METHOD = methods.Method(
     name='classifier', defaults=defaults, validate=validate, sources=sources,
     example_spec=example_spec, init_state=init_state, train_step=train_step,
-    tiny_model=TINY_MODEL, progress=PROGRESS, evaluate=evaluate)
+    tiny_model=TINY_MODEL, progress=PROGRESS, checkpoint_scores=checkpoint_scores)

@@ -14,13 +14,13 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import optax
-
 import ml_collections
+import optax
 
 from gans import config as config_lib
 from gans import methods
 from gans import figures, health, layers, losses, parallel, regularizers
+from gans.methods import common
 from gans.data import feeding
 from gans.models import msggan as models
 
@@ -60,13 +60,14 @@ def defaults() -> ml_collections.ConfigDict:
   c.optim.b2 = 0.99
   c.optim.eps = 1e-8
 
-  c.ema_decay = 0.999
-  c.normalize_latents = True
-  c.fresh_g_latents = False  # MSG-GAN v1 draws a new z for the G step
+  c.msggan = ml_collections.ConfigDict()  # the method's own knobs
+  c.msggan.ema_decay = 0.999
+  c.msggan.normalize_latents = True
+  c.msggan.fresh_g_latents = False  # MSG-GAN v1 draws a new z for the G step
   return c
 
 
-def validate(config):
+def validate(config: ml_collections.ConfigDict):
   check = config_lib.check
   m = config.model
   check(1 <= m.depth <= 9, f'model.depth={m.depth} is out of range; MSG-GAN supports 1..9 '
@@ -87,17 +88,14 @@ def validate(config):
   config_lib.check_dtype(m.dtype)
   check(m.g_dilation >= 1 and m.d_dilation >= 1, 'model.g_dilation and d_dilation must be >= 1')
   losses.get(config.loss.name)
-  check(0.0 <= config.ema_decay < 1.0, f'ema_decay={config.ema_decay} must be in [0, 1)')
+  check(0.0 <= config.msggan.ema_decay < 1.0,
+        f'msggan.ema_decay={config.msggan.ema_decay} must be in [0, 1)')
   check(config.optim.g_lr > 0 and config.optim.d_lr > 0, 'optim.g_lr and optim.d_lr must be > 0')
   config_lib.validate_data(config.data)
 
 
 @flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  key: jax.Array  # base key: step s uses fold_in(key, s), so a resume replays the same draws
-  g_params: Any
-  d_params: Any
+class TrainState(common.GanState):
   g_ema: Any
   g_opt: Any
   d_opt: Any
@@ -105,11 +103,11 @@ class TrainState:
   d_stats: Any
 
 
-def resolution(config):
+def resolution(config: ml_collections.ConfigDict):
   return 2 ** (config.model.depth + 1)
 
 
-def image_shape(config):
+def image_shape(config: ml_collections.ConfigDict):
   r = resolution(config)
   return (r, r, config.model.image_channels)
 
@@ -117,7 +115,7 @@ def image_shape(config):
 sources, example_spec = methods.one_image_stream(image_shape)
 
 
-def build_models(config):
+def build_models(config: ml_collections.ConfigDict):
   m = config.model
   dtype = jnp.dtype(m.dtype)
   g = models.Generator(depth=m.depth, width=m.width, image_channels=m.image_channels,
@@ -129,20 +127,21 @@ def build_models(config):
   return g, d
 
 
-def optimizers(config):
+def optimizers(config: ml_collections.ConfigDict):
   o = config.optim
   return (optax.adam(o.g_lr, o.b1, o.b2, o.eps), optax.adam(o.d_lr, o.b1, o.b2, o.eps))
 
 
-def sample_latents(config, key, n):
-  """z ~ N(0, I), rescaled to norm sqrt(latent_size) when config.normalize_latents (BMSG-GAN)."""
+def sample_latents(config: ml_collections.ConfigDict, key, n):
+  """z ~ N(0, I), rescaled to norm sqrt(latent_size) when config.msggan.normalize_latents
+  (BMSG-GAN)."""
   z = jax.random.normal(key, (n, config.model.latent_size))
-  if config.normalize_latents:
+  if config.msggan.normalize_latents:
     z = z * (math.sqrt(config.model.latent_size) / jnp.linalg.norm(z, axis=-1, keepdims=True))
   return z
 
 
-def init_state(config, key):
+def init_state(config: ml_collections.ConfigDict, key):
   g, d = build_models(config)
   g_opt, d_opt = optimizers(config)
   k_state, k_g, k_d = jax.random.split(key, 3)
@@ -156,20 +155,19 @@ def init_state(config, key):
                     d_opt=d_opt.init(d_params), g_stats=g_stats, d_stats=d_stats)
 
 
-def _apply(model, params, stats, x, **kwargs):
+def train_apply(model, params, stats, x, **kwargs):
   """Apply in training mode: spectral-norm vectors advance; returns (output, new stats)."""
-  out, new = model.apply({'params': params, **stats}, x, mutable=[SPECTRAL], **kwargs)
-  return out, {**stats, **new}
+  return common.apply_with_stats(model, params, stats, x, collection=SPECTRAL, **kwargs)
 
 
-def reuses_g_forward(config):
+def reuses_g_forward(config: ml_collections.ConfigDict):
   """Whether the G step can reuse the D step's G forward: G's params have not changed in
   between, so with the same z the forward is the same, unless spectral norm advances its
   vectors on every call (PyTorch's train mode) or the G step draws a new z (MSG-GAN v1)."""
-  return not config.model.spectral_norm and not config.fresh_g_latents
+  return not config.model.spectral_norm and not config.msggan.fresh_g_latents
 
 
-def joins_d_passes(config):
+def joins_d_passes(config: ml_collections.ConfigDict):
   """Whether the D step scores reals and fakes in one pass (minibatch statistics per batch).
 
   Only where the batch is split over devices: there it all-reduces D's weight gradients once
@@ -180,7 +178,7 @@ def joins_d_passes(config):
   return not config.model.spectral_norm and parallel.data_shards() > 1
 
 
-def train_step(config, state: TrainState, images, optimised=True):
+def train_step(config: ml_collections.ConfigDict, state: TrainState, images, optimised=True):
   """One MSG-GAN iteration on a uint8 batch (B, R, R, C). Returns (state, metrics).
 
   optimised=False computes the same step the straightforward way, without reusing G's forward
@@ -199,7 +197,7 @@ def train_step(config, state: TrainState, images, optimised=True):
   batch = x.shape[0]
   z = parallel.shard_batch(sample_latents(config, k_z, batch))
 
-  g_forward = lambda params: _apply(g, params, state.g_stats, z)
+  g_forward = lambda params: train_apply(g, params, state.g_stats, z)
   if reuse:
     fake, g_vjp, g_stats = jax.vjp(g_forward, state.g_params, has_aux=True)
   else:
@@ -209,11 +207,11 @@ def train_step(config, state: TrainState, images, optimised=True):
   def d_loss_fn(d_params):
     if join:
       both = [parallel.concat_batch([r, f]) for r, f in zip(real, fake_const)]
-      scores, stats = _apply(d, d_params, state.d_stats, both, groups=2)
+      scores, stats = train_apply(d, d_params, state.d_stats, both, groups=2)
       r, f = parallel.split_batch(scores, [batch, batch])
     else:
-      r, stats = _apply(d, d_params, state.d_stats, real)
-      f, stats = _apply(d, d_params, stats, fake_const)
+      r, stats = train_apply(d, d_params, state.d_stats, real)
+      f, stats = train_apply(d, d_params, stats, fake_const)
     d_fn = lambda xs: d.apply({'params': d_params, **stats}, xs)
     total = loss.d(r, f) + loss.drift * jnp.mean(r * r)
     aux = {'real_score': jnp.mean(r), 'fake_score': jnp.mean(f)}
@@ -229,30 +227,31 @@ def train_step(config, state: TrainState, images, optimised=True):
   d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
-  z_g = parallel.shard_batch(sample_latents(config, k_zg, batch)) if config.fresh_g_latents else z
+  fresh = config.msggan.fresh_g_latents
+  z_g = parallel.shard_batch(sample_latents(config, k_zg, batch)) if fresh else z
   r = None
   if loss.g_uses_real:
-    r, d_stats = _apply(d, d_params, d_stats, real)
+    r, d_stats = train_apply(d, d_params, d_stats, real)
     r = jax.lax.stop_gradient(r)
 
   if reuse:
     def g_loss_of_fake(fake):
-      f, new_d_stats = _apply(d, d_params, d_stats, fake)
+      f, new_d_stats = train_apply(d, d_params, d_stats, fake)
       return loss.g(r, f), new_d_stats
 
     (g_loss, d_stats), fake_grads = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     g_grads, = g_vjp(fake_grads)
   else:
     def g_loss_fn(g_params):
-      fake, new_g_stats = _apply(g, g_params, g_stats, z_g)
-      f, new_d_stats = _apply(d, d_params, d_stats, fake)
+      fake, new_g_stats = train_apply(g, g_params, g_stats, z_g)
+      f, new_d_stats = train_apply(d, d_params, d_stats, fake)
       return loss.g(r, f), (new_g_stats, new_d_stats)
 
     (g_loss, (g_stats, d_stats)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
         state.g_params)
   g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
-  g_ema = optax.incremental_update(g_params, state.g_ema, 1.0 - config.ema_decay)
+  g_ema = optax.incremental_update(g_params, state.g_ema, 1.0 - config.msggan.ema_decay)
 
   new_state = state.replace(step=state.step + 1, g_params=g_params, d_params=d_params,
                             g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, g_stats=g_stats,
@@ -260,29 +259,30 @@ def train_step(config, state: TrainState, images, optimised=True):
   return new_state, {'d_loss': d_loss, 'g_loss': g_loss, **aux,
                      **health.norms('g', g_grads, state.g_params, g_params),
                      **health.norms('d', d_grads, state.d_params, d_params),
-                     'g_ema_param_norm': optax.global_norm(g_ema)}
+                     'g_ema_param_norm': optax.global_norm(g_ema),
+                     'g_lr': jnp.float32(config.optim.g_lr), 'd_lr': jnp.float32(config.optim.d_lr)}
 
 
-def generate(config, state: TrainState, z, ema=True):
+def generate(config: ml_collections.ConfigDict, state: TrainState, z, ema=True):
   """All scales of the (EMA) generator for latents z, low -> high resolution."""
   g, _ = build_models(config)
   params = state.g_ema if ema else state.g_params
   return g.apply({'params': params, **state.g_stats}, z)
 
 
-def eval_sets(config, outputs):
+def eval_sets(config: ml_collections.ConfigDict, outputs):
   """The image sets metrics are computed on: '' (the headline) is full resolution, and every
   lower output scale is its own set ('4x4', ...), for per-scale FID (metrics spec 7.1)."""
   *lower, full = outputs
   return {'': full, **{f'{s.shape[1]}x{s.shape[1]}': s for s in lower}}
 
 
-def real_eval_sets(config, images):
+def real_eval_sets(config: ml_collections.ConfigDict, images):
   """The same sets from real [-1, 1] images: the training pyramid (box pooling) of the batch."""
   return eval_sets(config, layers.image_pyramid(images, config.model.depth))
 
 
-def sheets(config, outputs):
+def sheets(config: ml_collections.ConfigDict, outputs):
   """Sample sheets from host copies of generate()'s outputs: (name, images, columns) triples.
 
   One sheet per scale, nearest-upsampled to full size, and one with each latent's scales side
@@ -295,7 +295,7 @@ def sheets(config, outputs):
   return out
 
 
-def forward_flops(config):
+def forward_flops(config: ml_collections.ConfigDict):
   """Forward FLOPs per image of the generator and the discriminator, from their layer shapes."""
   g, d = build_models(config)
   state = jax.eval_shape(functools.partial(init_state, config), jax.random.PRNGKey(0))
@@ -307,7 +307,7 @@ def forward_flops(config):
   return g_flops, d_flops
 
 
-def flops(config):
+def flops(config: ml_collections.ConfigDict):
   """(reference, necessary) FLOPs per image of one D step + one G step (spec §14).
 
   The reference executes 4G + 12D forwards' worth; a step that differentiates only what it

@@ -37,3 +37,33 @@ def classifier_agreement(labels_a, labels_b, num_classes):
   p_a = np.bincount(labels_a, minlength=num_classes) / len(labels_a)
   p_b = np.bincount(labels_b, minlength=num_classes) / len(labels_b)
   return float(np.mean(labels_a == labels_b)), float(np.dot(p_a, p_b))
+
+
+def undo_transform(images_b, transform, pad=0):
+  """Domain-b images in domain a's look where the pair's transform is invertible (negative,
+  rotate; others unchanged). The padded border stays black: the transform never touched it."""
+  if transform == 'negative':
+    inner = -images_b[:, pad:images_b.shape[1] - pad, pad:images_b.shape[2] - pad]
+    return np.pad(inner, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-1.0)
+  if transform == 'rotate':
+    return np.rot90(images_b, -1, axes=(1, 2))
+  return images_b
+
+
+def pair_scores(images_a, images_b, transform, pad=0, classifier=''):
+  """{name: float} of generated pairs (metrics.md §6): pixel_agreement when domain b is a pixel
+  transform of a (`transform` not 'none'), and pair_agreement with its chance level when
+  `classifier` names a classifier workdir. For negative and rotate pairs domain b's images are
+  transformed back before classification, so a classifier of domain a judges both."""
+  out = {}
+  if transform != 'none':
+    out['pixel_agreement'] = pixel_agreement(images_a, images_b, transform, crop=pad)
+  if classifier:
+    from gans import figures  # pylint: disable=g-import-not-at-top
+    from gans.methods import classifier as method  # pylint: disable=g-import-not-at-top
+    frozen = method.load_frozen(classifier)
+    labels = [frozen.predict_all(figures.to_uint8(x))
+              for x in (images_a, undo_transform(images_b, transform, pad))]
+    agree, chance = classifier_agreement(*labels, frozen.config.model.num_classes)
+    out['pair_agreement'], out['pair_agreement_chance'] = agree, chance
+  return out

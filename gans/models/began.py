@@ -122,16 +122,10 @@ class Encoder(nn.Module):
     return Dense(self.h, self.dtype, name='embed')(x.reshape(x.shape[0], -1))
 
 
-class Discriminator(nn.Module):
-  """The autoencoder: D(v) is the reconstruction of v (float32), not a score."""
-  resolution: int
-  n: int
-  h: int
-  channels: int
-  repeat: int = 2
-  skip: bool = False
-  tanh: bool = False
-  dtype: Any = jnp.float32
+class Discriminator(Decoder):
+  """The autoencoder: D(v) is the reconstruction of v (float32), not a score. Its fields are
+  its decoder's (the second half, the generator's architecture) and the bottleneck size h."""
+  h: int = 64
 
   @nn.compact
   def __call__(self, x, carry=None):

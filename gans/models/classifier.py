@@ -4,10 +4,16 @@ It serves three masters: SCoGAN's semantic loss (SL) compares its class probabil
 two generators' images, pair agreement asks whether it gives both images of a pair one label,
 and eval.py computes FID-style metrics in its feature space where Inception is meaningless
 (8x8 digits). Plain convs, ReLU and no BatchNorm, so a frozen copy has no state but its params.
+
+The layers carry explicit names (the ones Flax gave them automatically before they were named,
+so every saved classifier loads), and `features=True` returns named feature taps: conv0 ..
+conv5 (each conv's ReLU output) and fc (the penultimate features).
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+CONV_TAPS = tuple(f'conv{i}' for i in range(6))
 
 
 class Classifier(nn.Module):
@@ -17,16 +23,17 @@ class Classifier(nn.Module):
 
   @nn.compact
   def __call__(self, x, features=False):
-    """Logits for float images in [-1, 1], NHWC at the trained resolution; with
-    `features`, (logits, penultimate features) instead."""
+    """Logits for float images in [-1, 1], NHWC at the trained resolution; with `features`,
+    (logits, {'conv0': ..., 'conv5': ..., 'fc': ...}) instead."""
+    taps = {}
     for i in range(3):
       ch = self.width * 2 ** i
-      x = nn.relu(nn.Conv(ch, (3, 3))(x))
-      x = nn.relu(nn.Conv(ch, (3, 3))(x))
+      for j in (2 * i, 2 * i + 1):
+        x = taps[f'conv{j}'] = nn.relu(nn.Conv(ch, (3, 3), name=f'Conv_{j}')(x))
       x = nn.max_pool(x, (2, 2), (2, 2)) if x.shape[1] > 1 else x
-    f = nn.relu(nn.Dense(self.feature_size)(x.reshape(x.shape[0], -1)))
-    logits = nn.Dense(self.num_classes)(f)
-    return (logits, f) if features else logits
+    f = taps['fc'] = nn.relu(nn.Dense(self.feature_size, name='Dense_0')(x.reshape(x.shape[0], -1)))
+    logits = nn.Dense(self.num_classes, name='Dense_1')(f)
+    return (logits, taps) if features else logits
 
 
 def adapt(x, resolution: int, channels: int):
