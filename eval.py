@@ -2,12 +2,14 @@
 
   python eval.py --workdir DIR [--step N] [--metrics fid,kid,is,pr] [--num_samples 50000]
                  [--extractor inception|classifier] [--inception PATH] [--classifier DIR]
+                 [--convention clean|pytorch-fid|tf]
   python eval.py --workdir DIR --figures
   python eval.py --workdir G03,G05,G07 --gamma_figure gamma.png   (BEGAN runs)
 
-Metrics are computed from the EMA generator of the latest (or --step) checkpoint against the
-run's own dataset, written to DIR/eval/<step>.json and printed as a table; --workdir takes a
-comma-separated list. FID, KID, IS and precision/recall use the FID Inception network, whose
+Metrics are computed from the samples of the latest (or --step) checkpoint (its EMA generator
+where the method keeps one), made by gans.sampling for --seed, against the run's own dataset,
+written to DIR/eval/<step>.json and printed as a table; --workdir takes a comma-separated list.
+FID, KID, IS and precision/recall use the FID Inception network, whose
 weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth) cannot be downloaded here: pass
 the file with --inception. `--extractor classifier --classifier DIR` computes them in the
 feature space of a classifier trained by the project instead, as fid_classifier etc.
@@ -32,6 +34,9 @@ _NUM_REAL = flags.DEFINE_integer('num_real', 0, 'Real images (0: the whole split
 _EXTRACTOR = flags.DEFINE_list('extractor', ['inception'], 'inception and/or classifier.')
 _INCEPTION = flags.DEFINE_string('inception', None, 'pt_inception-2015-12-05-6726825d.pth '
                                  '(default $GANS_INCEPTION or ~/.cache/gans/).')
+_CONVENTION = flags.DEFINE_string('convention', None, 'FID convention of the Inception '
+                                  'extractor: clean (default), pytorch-fid or tf; recorded '
+                                  'with every number.')
 _CLASSIFIER = flags.DEFINE_string('classifier', None, 'Workdir of a trained project classifier.')
 _BATCH = flags.DEFINE_integer('batch_size', 200, 'Images per extraction step over all devices '
                              '(rounded up to a multiple of the device count).')
@@ -48,30 +53,30 @@ _GAMMA = flags.DEFINE_string('gamma_figure', None, 'BEGAN: write the diversity f
 
 def main(argv):
   del argv
-  from gans import checkpoint, distributed, evaluate, methods
+  from gans import checkpoint, distributed, evaluation, methods
   from gans.metrics import parse_metrics
   distributed.initialize()
   drawing = _FIGURES.value or _GAMMA.value
   metrics = _METRICS.value if _METRICS.value is not None else ('' if drawing else 'fid,kid')
-  options = evaluate.Options(metrics=parse_metrics(metrics), num_samples=_NUM.value,
-                             num_real=_NUM_REAL.value, batch_size=_BATCH.value,
-                             seed=_SEED.value, stats_dir=_STATS.value,
-                             per_scale=_PER_SCALE.value)
+  options = evaluation.Options(metrics=parse_metrics(metrics), num_samples=_NUM.value,
+                               num_real=_NUM_REAL.value, batch_size=_BATCH.value,
+                               seed=_SEED.value, stats_dir=_STATS.value,
+                               per_scale=_PER_SCALE.value)
   extractors = None  # built after the first run loads, so a wrong --workdir is reported first
   for workdir in _WORKDIR.value:
     if not drawing or _METRICS.value:
       loaded = checkpoint.load(workdir, _STEP.value)
-      print(evaluate.table(evaluate.method_scores(workdir, _STEP.value, loaded), workdir))
+      print(evaluation.table(evaluation.method_scores(workdir, _STEP.value, loaded), workdir))
       method = methods.get(loaded[0].method)
-      names = options.metrics if _METRICS.value is not None or evaluate.scoreable(method) else ()
+      names = options.metrics if _METRICS.value is not None or evaluation.scoreable(method) else ()
       if names:
-        extractors = extractors or evaluate.make_extractors(_EXTRACTOR.value, _INCEPTION.value,
-                                                            _CLASSIFIER.value)
+        extractors = extractors or evaluation.make_extractors(
+            _EXTRACTOR.value, _INCEPTION.value, _CLASSIFIER.value, _CONVENTION.value)
       for extractor in extractors if names else ():
-        record = evaluate.evaluate(workdir, extractor, options, _STEP.value, loaded)
-        print(evaluate.table(record, workdir))
+        record = evaluation.score_checkpoint(workdir, extractor, options, _STEP.value, loaded)
+        print(evaluation.table(record, workdir))
     if _FIGURES.value:
-      for path in evaluate.draw_figures(workdir, _STEP.value, _SHEET.value, _SEED.value):
+      for path in evaluation.draw_figures(workdir, _STEP.value, _SHEET.value, _SEED.value):
         print(path)
   if _GAMMA.value:
     from gans.methods import began

@@ -338,18 +338,18 @@ def verdict(at_split, at_end):
 
 
 def digits_eval(check):
-  from gans import evaluate, logs, trainer
+  from gans import evaluation, logs, trainer
   from gans.metrics import extractors
   run, judge = check.path('digits'), check.path('classifier')
-  own = evaluate.method_scores(run, write=False)
+  own = evaluation.method_scores(run, write=False)
   config = train_config(check, 'classifier_digits')
   t0 = time.perf_counter()
   trainer.train(config, judge)
   train_s = time.perf_counter() - t0
   accuracy = [r['eval_accuracy'] for r in logs.read_metrics(judge) if 'eval_accuracy' in r]
-  options = evaluate.Options(metrics=('fid', 'kid'), num_samples=check.scale.eval_samples,
-                             stats_dir=check.path('stats'))
-  record = evaluate.evaluate(run, extractors.classifier(judge), options)
+  options = evaluation.Options(metrics=('fid', 'kid'), num_samples=check.scale.eval_samples,
+                               stats_dir=check.path('stats'))
+  record = evaluation.score_checkpoint(run, extractors.classifier(judge), options)
   return {'why': 'the Inception weights cannot be fetched offline, so the metrics are in the '
                  'features of a digit classifier trained here (fid_classifier is not FID); '
                  'it trains in seconds on an accelerator',

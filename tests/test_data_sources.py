@@ -14,7 +14,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gans.data import ImageSource, make_source
-from gans.data.sources import TfdsSource, prepare_image
+from gans.data.sources import prepare_image
+from gans.data.tfds_source import TfdsSource
 from gans.errors import UserError
 
 
@@ -278,6 +279,9 @@ def test_tfds_real_array_record(tmp_path, monkeypatch):
   half = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='train[:50%]'),
                      4, 1)
   assert len(half) == 3
+  again = make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path)), 4, 1)
+  assert source.fingerprint() == again.fingerprint()  # builder version and split files
+  assert len({source.fingerprint(), both.fingerprint(), half.fingerprint()}) == 3
   with pytest.raises(UserError, match="split 'trainA'.*train"):
     make_source(_config('gans_test_tiny_images', data_dir=str(tmp_path), split='trainA'), 4, 1)
   # TFDS's default data_dir, read through the array_record request tfds.data_source then adds.
@@ -373,3 +377,30 @@ def test_idx_bad_labels_file(tmp_path, data, problem):
   source = make_source(_config('idx', path=str(tmp_path)), 28, 1)
   with pytest.raises(UserError, match=rf'^{re.escape(str(file))} {problem}[^\n]*$'):
     source.labels()
+
+
+def test_fingerprints_follow_the_content(tmp_path):
+  """What keys the evaluation's reference cache: a folder's (name, size, mtime) list, an IDX
+  file's bytes, a constant for the embedded digits; pairs compose their parts."""
+  import os
+  from gans.data import pairs
+  folder = tmp_path / 'images'
+  _png(folder / 'a.png', np.zeros((6, 6), np.uint8))
+  _png(folder / 'b' / 'c.png', np.full((6, 6), 9, np.uint8))
+  first = make_source(_config('folder', path=str(folder)), 4, 1).fingerprint()
+  assert make_source(_config('folder', path=str(folder)), 4, 1).fingerprint() == first
+  _png(folder / 'b' / 'c.png', _RNG.integers(0, 256, (6, 6), np.uint8))  # same name, new pixels
+  os.utime(folder / 'b' / 'c.png', ns=(1, 1))
+  assert make_source(_config('folder', path=str(folder)), 4, 1).fingerprint() != first
+  digits = make_source(_config('digits'), 8, 1)
+  assert digits.fingerprint() == make_source(_config('digits'), 16, 3).fingerprint()
+  _write_idx(tmp_path, 'train', np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
+  idx = make_source(_config('idx', path=str(tmp_path)), 28, 1).fingerprint()
+  _write_idx(tmp_path, 'train', np.ones((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
+  assert make_source(_config('idx', path=str(tmp_path)), 28, 1).fingerprint() != idx
+  half = pairs.Subset(digits, np.arange(10), 'half')
+  assert half.fingerprint() != pairs.Subset(digits, np.arange(1, 11), 'half').fingerprint()
+  assert half.fingerprint() != pairs.Subset(digits, np.arange(10), 'half', 'c2').fingerprint()
+  edge = pairs.Transformed(half, 'edge', 2)
+  assert edge.fingerprint() != pairs.Transformed(half, 'negative', 2).fingerprint()
+  assert edge.fingerprint() != pairs.Transformed(half, 'edge', 0).fingerprint()

@@ -6,6 +6,7 @@ tested in test_inception.py).
 """
 import json
 import os
+import typing
 
 import numpy as np
 import pytest
@@ -62,17 +63,18 @@ def test_metrics_inside_training_are_logged_like_the_losses(workdir):
 
 
 def options(tmp, **kw):
-  from gans import evaluate
+  from gans import evaluation
   base = dict(metrics=('fid', 'kid', 'is', 'pr'), num_samples=50, batch_size=16,
               stats_dir=str(tmp), kid_subsets=5)
-  return evaluate.Options(**{**base, **kw})
+  return evaluation.Options(**{**base, **kw})
 
 
 def test_every_number_carries_its_counts_reference_and_extractor(workdir, classifier_dir,
                                                                 tmp_path):
-  from gans import evaluate
+  from gans import evaluation
   from gans.metrics import extractors
-  record = evaluate.evaluate(workdir, extractors.classifier(classifier_dir), options(tmp_path))
+  record = evaluation.score_checkpoint(workdir, extractors.classifier(classifier_dir),
+                                       options(tmp_path))
   m = record['metrics']
   assert set(m) == {'fid_classifier', 'fid_classifier_4x4', 'kid_classifier', 'is_classifier',
                     'precision_classifier', 'recall_classifier'}
@@ -85,51 +87,54 @@ def test_every_number_carries_its_counts_reference_and_extractor(workdir, classi
   assert '4x4' in m['fid_classifier_4x4']['reference']
   assert m['kid_classifier']['subset_size'] == 50 and m['is_classifier']['splits'] == 10
   assert record['extractors'][name]['classifier_step'] == 10
+  assert record['generator'] == 'EMA'  # MSG-GAN samples its EMA generator
+  assert (record['seed'], record['sample_batch']) == (0, 16)  # what gans.sampling needs
+  assert all('convention' in entry for entry in m.values())  # None: the classifier has none
   with open(os.path.join(workdir, 'eval', '10.json')) as f:
     assert json.load(f)['metrics'] == json.loads(json.dumps(m))
-  table = evaluate.table(record)
+  table = evaluation.table(record)
   assert 'fid_classifier_4x4' in table and '1797' in table
 
 
 def test_reference_features_are_cached_once_per_dataset_and_extractor(workdir, classifier_dir,
                                                                      tmp_path):
-  from gans import checkpoint, evaluate, methods, parallel
+  from gans import checkpoint, evaluation, methods, parallel
   from gans.metrics import extractors
   config, state = checkpoint.load(workdir)
   method, mesh = methods.get('msggan'), parallel.make_mesh()
   ext = extractors.classifier(classifier_dir)
-  first, _, path = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
+  first, _, path = evaluation.reference_features(method, config, ext, mesh, options(tmp_path))
   assert os.path.basename(path).startswith(f'digits_train_8px_{ext.name}_n1797_')
   stamp = os.stat(path).st_mtime_ns
-  again, _, same = evaluate.reference_features(method, config, ext, mesh, options(tmp_path))
+  again, _, same = evaluation.reference_features(method, config, ext, mesh, options(tmp_path))
   assert same == path and os.stat(path).st_mtime_ns == stamp
   np.testing.assert_array_equal(first.features, again.features)
   assert first.features.shape == (1797, 32)  # the tiny classifier's feature_size
   mean, cov, count = again.gaussians['4x4']  # per-scale sets keep only their Gaussian
   assert mean.shape == (32,) and cov.shape == (32, 32) and count == 1797
   # Real vs real: two halves of the digits are close; the generator (10 steps) is far.
-  fid = evaluate.fid.fid
+  from gans.metrics.fid import fid
   halves = fid(first.features[::2], first.features[1::2])
-  fake = evaluate.generated_features(method, config, state, ext, mesh,
+  fake = evaluation.generated_features(method, config, state, ext, mesh,
                                      options(tmp_path, num_samples=900, per_scale=False))
   assert halves < 0.1 * fid(first.features, fake.features)
   assert not fake.gaussians  # --noper_scale: the samples' lower scales are not extracted
 
 
 def test_sharded_over_four_devices_gives_the_same_features(workdir, classifier_dir, tmp_path):
-  from gans import checkpoint, evaluate, methods, parallel
+  from gans import checkpoint, evaluation, methods, parallel
   from gans.metrics import extractors
   config, state = checkpoint.load(workdir)
-  one = evaluate.generated_features(methods.get('msggan'), config, state,
+  one = evaluation.generated_features(methods.get('msggan'), config, state,
                                     extractors.classifier(classifier_dir), parallel.make_mesh(),
                                     options(tmp_path, num_samples=40))
   np.save(tmp_path / 'one.npy', one.features)
   script = ('import sys; sys.path.insert(0, "tests"); import numpy as np, jax; '
             'from test_eval import options; from gans.metrics import extractors; '
-            'from gans import checkpoint, evaluate, methods, parallel; '
+            'from gans import checkpoint, evaluation, methods, parallel; '
             'assert jax.device_count() == 4; '
             f'c, s = checkpoint.load({workdir!r}); '
-            'f = evaluate.generated_features(methods.get("msggan"), c, s, '
+            'f = evaluation.generated_features(methods.get("msggan"), c, s, '
             f'extractors.classifier({classifier_dir!r}), parallel.make_mesh(), '
             f'options({str(tmp_path)!r}, num_samples=40)); '
             f'np.testing.assert_allclose(f.features, np.load({str(tmp_path / "one.npy")!r}), '
@@ -162,6 +167,8 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
                                  str(tmp_path / 'other.pth')]), 'does not start with 6726825d')
   assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--extractor', 'classifier']),
                         '--classifier=DIR')
+  assert_one_line_error(run_cli(['eval.py', '--workdir', workdir, '--convention', 'fast']),
+                        "unknown FID convention 'fast'")
 
 
 def test_slerp_keeps_the_latent_norm_and_hits_both_ends():
@@ -194,8 +201,8 @@ def coupled_workdir(tmp_path_factory):
 def test_method_scores_pair_agreement_and_logged_scalars(coupled_workdir):
   """eval.py's own numbers for a coupled run: pair agreement from the method's evaluate hook
   and the logged losses, written into eval/<step>.json."""
-  from gans import evaluate as evaluate_lib
-  record = evaluate_lib.method_scores(coupled_workdir)
+  from gans import evaluation
+  record = evaluation.method_scores(coupled_workdir)
   assert 0.0 <= record['metrics']['pixel_agreement']['value'] <= 1.0
   assert record['metrics']['d_loss_logged']['reference'] == 'metrics.jsonl, step 5'
   with open(os.path.join(coupled_workdir, 'eval', '5.json')) as f:
@@ -208,21 +215,22 @@ def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_wor
   reference features of domain b are those of the negated digits, and domain b's samples are
   G_b's (generate()[1])."""
   import jax
-  from gans import checkpoint, evaluate, methods, parallel
+  from gans import checkpoint, evaluation, methods, parallel
   from gans.metrics import extractors
   ext = extractors.classifier(classifier_dir)
-  record = evaluate.evaluate(coupled_workdir, ext, options(tmp_path, num_samples=32))
+  record = evaluation.score_checkpoint(coupled_workdir, ext, options(tmp_path, num_samples=32))
   assert {k for k in record['metrics'] if 'classifier' in k} == {
       f'{m}_classifier_{d}' for d in 'ab' for m in ('fid', 'kid', 'is', 'precision', 'recall')}
   assert record['metrics']['fid_classifier_b']['reference'].startswith('domain b: ')
   assert len(record['reference_cache']) == 2
+  assert record['generator'] == 'trained G'  # CoGAN keeps no EMA generator
   config, state = checkpoint.load(coupled_workdir)
   method, mesh, opts = methods.get('cogan'), parallel.make_mesh(), options(tmp_path)
   source = method.sources(config)['b']
-  real, _, _ = evaluate.reference_features(method, config, ext, mesh, opts, 'b')
+  real, _, _ = evaluation.reference_features(method, config, ext, mesh, opts, 'b')
   direct = ext.apply(ext.params, extractors.quantize(source[np.arange(16)] / 127.5 - 1.0))[0]
   np.testing.assert_allclose(real.features[:16], direct, rtol=1e-4, atol=1e-5)
-  fake = evaluate.generated_features(method, config, state, ext, mesh, opts, 'b')
+  fake = evaluation.generated_features(method, config, state, ext, mesh, opts, 'b')
   z = method.sample_latents(config, jax.random.fold_in(jax.random.PRNGKey(opts.seed), 0), 16)
   x_b = method.generate(config, state, z)[1]
   np.testing.assert_allclose(fake.features[:16], ext.apply(ext.params, extractors.quantize(x_b))[0],
@@ -231,12 +239,76 @@ def test_coupled_runs_are_scored_per_domain_against_their_own_stream(coupled_wor
 
 def test_the_feature_cache_every_process_reads(monkeypatch):
   """Each host has its own ~/.cache: with several processes the default is the run's folder."""
-  from gans import evaluate
+  from gans import evaluation
   monkeypatch.delenv('GANS_STATS_DIR', raising=False)
-  assert evaluate.shared_stats(evaluate.Options(), 'gs://b/run').stats_dir == (
+  assert evaluation.shared_stats(evaluation.Options(), 'gs://b/run').stats_dir == (
       'gs://b/run/eval/reference')
-  assert evaluate.shared_stats(evaluate.Options(stats_dir='gs://b/stats'), 'gs://b/run') == (
-      evaluate.Options(stats_dir='gs://b/stats'))
+  assert evaluation.shared_stats(evaluation.Options(stats_dir='gs://b/stats'), 'gs://b/run') == (
+      evaluation.Options(stats_dir='gs://b/stats'))
   monkeypatch.setenv('GANS_STATS_DIR', '/shared/stats')
-  assert evaluate.stats_dir(evaluate.shared_stats(evaluate.Options(), 'gs://b/run')) == (
+  assert evaluation.stats_dir(evaluation.shared_stats(evaluation.Options(), 'gs://b/run')) == (
       '/shared/stats')
+
+
+class _Linear(typing.NamedTuple):
+  """A frozen 'classifier' whose features are the scaled pixels: its params matter."""
+  params: dict
+
+  def features(self, x):
+    return x.reshape(x.shape[0], -1) * self.params['w']
+
+  def logits(self, x):
+    return x.mean(axis=(1, 2))
+
+
+def test_the_reference_cache_follows_files_data_config_extractor_and_version(tmp_path,
+                                                                            monkeypatch):
+  """A cached reference is served only for the same content: rewriting an image (same name),
+  another data_b for domain b of a pair, another classifier under the same name and info, or
+  a new cache version each make a new cache file and new features."""
+  from PIL import Image
+  from configs import cogan_digits_negative
+  from gans import evaluation, methods, parallel
+  from gans.evaluation import features as features_lib
+  from gans.metrics import extractors
+  mesh, opts = parallel.make_mesh(), options(tmp_path / 'stats', batch_size=4)
+  ext = extractors.from_frozen(_Linear({'w': np.float32(1)}), 'lin')
+  folder = tmp_path / 'images'
+  folder.mkdir()
+  for i in range(6):
+    Image.new('L', (8, 8), 30 * i).save(folder / f'{i}.png')
+  config = tiny_config()
+  config.data.update(name='folder', path=str(folder))
+  method = methods.get('msggan')
+  first, _, path = evaluation.reference_features(method, config, ext, mesh, opts)
+  again, _, same = evaluation.reference_features(method, config, ext, mesh, opts)
+  assert same == path
+  Image.new('L', (8, 8), 250).save(folder / '0.png')  # new content under the same name
+  stamp = os.stat(folder / '0.png').st_mtime_ns
+  os.utime(folder / '0.png', ns=(stamp + 10**9, stamp + 10**9))
+  changed, _, other = evaluation.reference_features(method, config, ext, mesh, opts)
+  assert other != path, 'stale features served for a rewritten image'
+  assert not np.array_equal(changed.features, first.features)
+  retrained = extractors.from_frozen(_Linear({'w': np.float32(2)}), 'lin')
+  assert retrained.info == ext.info
+  assert evaluation.reference_features(method, config, retrained, mesh, opts)[2] != other
+  monkeypatch.setattr(features_lib, 'CACHE_VERSION', features_lib.CACHE_VERSION + 1)
+  assert evaluation.reference_features(method, config, ext, mesh, opts)[2] != other
+  monkeypatch.undo()
+  # Domain b of a two-dataset pair is read with config.data_b, not config.data.
+  pair = cogan_digits_negative.get_config('tiny')
+  pair.data_b.name, pair.pair.transform = 'digits', 'none'
+  cogan = methods.get('cogan')
+  b, _, b_path = evaluation.reference_features(cogan, pair, ext, mesh, opts, 'b')
+  pair.data_b.center_crop = 4
+  cropped, _, cropped_path = evaluation.reference_features(cogan, pair, ext, mesh, opts, 'b')
+  assert cropped_path != b_path, 'domain b keyed on config.data instead of config.data_b'
+  assert not np.array_equal(cropped.features, b.features)
+  assert evaluation.reference_features(cogan, pair, ext, mesh, opts, 'a')[2] not in (
+      b_path, cropped_path)
+  key = json.loads(evaluation.reference_key(cogan, pair, cogan.sources(pair)['b'], ext, 10, 'b'))
+  assert key['data_b']['center_crop'] == 4 and key['pair']['transform'] == 'none'
+  assert key['extractor']['params_sha256'] and key['version'] == evaluation.CACHE_VERSION
+  tf = extractors.from_frozen(_Linear({'w': np.float32(1)}), 'lin', {'convention': 'tf'})
+  tf_key = json.loads(evaluation.reference_key(cogan, pair, cogan.sources(pair)['b'], tf, 10, 'b'))
+  assert tf_key['extractor']['convention'] == 'tf' and key['extractor']['convention'] is None

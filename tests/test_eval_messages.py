@@ -47,9 +47,9 @@ def run():
 
 
 def options(tmp_path, **kw):
-  from gans import evaluate
-  return evaluate.Options(**{'batch_size': 4, 'stats_dir': str(tmp_path), 'per_scale': False,
-                             **kw})
+  from gans import evaluation
+  return evaluation.Options(**{'batch_size': 4, 'stats_dir': str(tmp_path), 'per_scale': False,
+                               **kw})
 
 
 def progress_lines(text, total):
@@ -58,11 +58,11 @@ def progress_lines(text, total):
 
 def test_extraction_progress_in_a_log_file_is_a_few_lines(run, tmp_path, capsys):
   """50 batches of reals and 10 of samples: each a header, a line every tenth and the last."""
-  from gans import evaluate
+  from gans import evaluation
   method, config, state, ext, mesh = run
   opts = options(tmp_path, num_real=200, num_samples=40)
-  evaluate.reference_features(method, config, ext, mesh, opts)
-  evaluate.generated_features(method, config, state, ext, mesh, opts)
+  evaluation.reference_features(method, config, ext, mesh, opts)
+  evaluation.generated_features(method, config, state, ext, mesh, opts)
   err = capsys.readouterr().err
   assert '\r' not in err
   assert 'reals digits train' in err and 'samples step 0' in err, err
@@ -71,7 +71,7 @@ def test_extraction_progress_in_a_log_file_is_a_few_lines(run, tmp_path, capsys)
   assert reals[-1] == ('200', '200', '100.0') and samples[-1] == ('40', '40', '100.0'), err
   for done, total, percent in reals + samples:
     assert float(percent) == pytest.approx(100 * int(done) / int(total), abs=0.05)
-  evaluate.reference_features(method, config, ext, mesh, opts)
+  evaluation.reference_features(method, config, ext, mesh, opts)
   assert capsys.readouterr().err == ''  # cached: nothing extracted, nothing said
 
 
@@ -82,10 +82,10 @@ class Terminal(io.StringIO):
 
 
 def test_extraction_progress_is_redrawn_in_place_on_a_terminal(run, tmp_path, monkeypatch):
-  from gans import evaluate
+  from gans import evaluation
   method, config, state, ext, mesh = run
   monkeypatch.setattr(sys, 'stderr', Terminal())
-  evaluate.reference_features(method, config, ext, mesh, options(tmp_path, num_real=40))
+  evaluation.reference_features(method, config, ext, mesh, options(tmp_path, num_real=40))
   err = sys.stderr.getvalue()
   redraws = err.split('\r')[1:]
   assert len(redraws) == 10, err  # every batch, in place
@@ -97,12 +97,23 @@ def test_extraction_progress_is_redrawn_in_place_on_a_terminal(run, tmp_path, mo
 def test_curves_and_logged_scalars_skip_a_torn_last_line(run, tmp_path):
   """A run killed while writing metrics.jsonl leaves half a line; the rest still draws."""
   import jax.numpy as jnp
-  from gans import evaluate
+  from gans import evaluation
   method, config, state, _, _ = run
   rows = [json.dumps({'step': s, 'd_loss': 1.0 / s, 'g_loss': 2.0 / s}) for s in (10, 20)]
   (tmp_path / 'metrics.jsonl').write_text('\n'.join(rows) + '\n{"step": 30, "d_lo')
-  assert [os.path.basename(p) for p in evaluate.curve_figures(str(tmp_path))] == ['losses.png']
+  assert [os.path.basename(p) for p in evaluation.curve_figures(str(tmp_path))] == ['losses.png']
   state = state.replace(step=jnp.asarray(30, state.step.dtype))
-  record = evaluate.method_scores(str(tmp_path), loaded=(config, state))
+  record = evaluation.method_scores(str(tmp_path), loaded=(config, state))
   assert record['metrics']['d_loss_logged'] == {'value': 0.05,
                                                 'reference': 'metrics.jsonl, step 20'}
+
+
+def test_the_fid_convention_reaches_the_inception_loader(monkeypatch):
+  """eval.py --convention and config.eval.convention are passed to extractors.inception."""
+  from gans import evaluation
+  from gans.metrics import extractors
+  calls = []
+  monkeypatch.setattr(extractors, 'inception', lambda path=None, **kw: calls.append((path, kw)))
+  evaluation.make_extractors(['inception'], 'w.pth', convention='tf')
+  evaluation.make_extractors(['inception'], 'w.pth')
+  assert calls == [('w.pth', {'convention': 'tf'}), ('w.pth', {})]

@@ -5,8 +5,8 @@ written to the local disk on the way.
 Every client of a gs:// workdir is pointed at the emulator: gcsfs (etils.epath's gs:// backend)
 and google-cloud-storage (tensorboardX's) by STORAGE_EMULATOR_HOST, TensorStore (orbax's arrays)
 by TENSORSTORE_GCS_HTTP_URL. The current directory, HOME and TMPDIR are fresh folders that must
-stay empty; only the persistent compilation cache (conftest's GANS_COMPILATION_CACHE, outside
-them) may receive files.
+stay empty; only the persistent compilation cache and matplotlib's font cache (conftest's
+GANS_COMPILATION_CACHE and MPLCONFIGDIR, outside them) may receive files.
 """
 import contextlib
 import io
@@ -97,7 +97,7 @@ def run(local):
   """Train a classifier and a 20-step MSG-GAN (scored at steps 10 and 20) in the bucket, resume
   it to 30, score it, draw its figures: what each step returned, and the resume's stderr."""
   from configs import classifier_digits
-  from gans import evaluate, trainer
+  from gans import evaluation, trainer
   from gans.metrics import extractors
   bucket = f'gs://{BUCKET}'
   workdir, classifier = f'{bucket}/run', f'{bucket}/classifier'
@@ -112,12 +112,13 @@ def run(local):
   said = io.StringIO()
   with contextlib.redirect_stderr(said):
     state = trainer.train(config, workdir)
-  options = evaluate.Options(metrics=('fid',), num_samples=20, batch_size=8,
-                             stats_dir=f'{bucket}/stats')
+  options = evaluation.Options(metrics=('fid',), num_samples=20, batch_size=8,
+                               stats_dir=f'{bucket}/stats')
   return {'workdir': workdir, 'state': state, 'said': said.getvalue(),
-          'scores': evaluate.method_scores(workdir),
-          'record': evaluate.evaluate(workdir, extractors.classifier(classifier), options),
-          'figures': evaluate.draw_figures(workdir, sheet_samples=4)}
+          'scores': evaluation.method_scores(workdir),
+          'record': evaluation.score_checkpoint(workdir, extractors.classifier(classifier),
+                                                options),
+          'figures': evaluation.draw_figures(workdir, sheet_samples=4)}
 
 
 def _objects(url, prefix=''):
@@ -172,7 +173,8 @@ def test_every_output_is_in_the_bucket(run, emulator):
   assert 'run/lock.json' not in names  # released
   assert not [n for n in names if n.endswith('.tmp')]  # every temporary renamed into place
   events = sorted(n for n in names if n.startswith('run/tensorboard/events.out.tfevents.'))
-  assert [_event_steps(_read(emulator, n), 'd_loss') for n in events] == [[10, 20], [30]]
+  steps = [_event_steps(_read(emulator, n), 'd_loss') for n in events]
+  assert [s for s in steps if s] == [[10, 20], [30]]  # sheets' image-only files have no d_loss
   assert len([n for n in names if n.startswith('run/eval/reference/')]) == 1  # in training
   cache = run['record']['reference_cache']
   assert cache.startswith(f'gs://{BUCKET}/stats/') and _objects(emulator, 'stats/') == {

@@ -1,5 +1,9 @@
-"""Data: image sources (embedded digits, image folders, TFDS) and feeding."""
+"""Data: image sources (embedded digits, image folders, MNIST IDX files, TFDS) and feeding."""
 
-from gans.data.sources import ImageSource, LabelledSource, make_source
+from gans.data.folder import FolderSource
+from gans.data.idx import IdxSource
+from gans.data.sources import DigitsSource, ImageSource, LabelledSource, make_source
+from gans.data.tfds_source import TfdsSource
 
-__all__ = ['ImageSource', 'LabelledSource', 'make_source']
+__all__ = ['DigitsSource', 'FolderSource', 'IdxSource', 'ImageSource', 'LabelledSource',
+           'TfdsSource', 'make_source']

@@ -15,9 +15,12 @@ Transforms act on the images at their native grid, before `pair.pad` pixels of b
 added (spec §4 #2): MNIST is transformed at 28x28 and padded to 32x32, so the pixels stay exact
 and pixel agreement stays well defined; the metric crops the same border.
 """
+import hashlib
+
+import ml_collections
 import numpy as np
 
-from gans.data import sources
+from gans.data import sources, tfds_source
 from gans.errors import UserError
 
 TRANSFORMS = ('none', 'negative', 'edge', 'rotate')
@@ -48,11 +51,17 @@ def transform(name, x):
 
 
 class Subset(sources.ImageSource):
-  """The examples `indices` of a source, in that order."""
+  """The examples `indices` of a source, in that order; `salt` is what chose them, beyond the
+  source (the digest of a pruning classifier), for the fingerprint."""
 
-  def __init__(self, source, indices, name):
+  def __init__(self, source, indices, name, salt=''):
     self.source, self.indices = source, np.asarray(indices, np.int64)
     self.name, self.resolution, self.channels = name, source.resolution, source.channels
+    self.salt = salt
+
+  def fingerprint(self):
+    return sources.digest('subset', self.source.fingerprint(), self.salt,
+                          hashlib.sha256(self.indices.tobytes()).hexdigest())
 
   def __len__(self):
     return len(self.indices)
@@ -75,6 +84,9 @@ class Transformed(sources.ImageSource):
   def __len__(self):
     return len(self.source)
 
+  def fingerprint(self):
+    return sources.digest('transformed', self.source.fingerprint(), self.transform, self.pad)
+
   def __getitem__(self, indices):
     x = transform(self.transform, self.source[indices])
     p = self.pad
@@ -84,7 +96,7 @@ class Transformed(sources.ImageSource):
     return self.source.labels()
 
 
-def make_sources(config, resolution, channels):
+def make_sources(config: ml_collections.ConfigDict, resolution, channels):
   """{'a': source, 'b': source} for config.data, config.data_b and config.pair."""
   pair = config.pair
   inner = resolution - 2 * pair.pad
@@ -104,17 +116,17 @@ def make_sources(config, resolution, channels):
   return {'a': Transformed(a, 'none', pair.pad), 'b': Transformed(b, pair.transform, pair.pad)}
 
 
-def attribute_values(data_config, attribute):
+def attribute_values(data_config: ml_collections.ConfigDict, attribute):
   """bool [N]: which examples of a TFDS dataset with an 'attributes' feature (celeb_a) have
   `attribute`. Reads every record once (TFDS decodes the image too: minutes for CelebA)."""
-  records = sources._open_tfds(data_config.name, data_config.split,  # pylint: disable=protected-access
-                               data_config.get('data_dir') or None)
+  records = tfds_source.open_tfds(data_config.name, data_config.split,
+                                 data_config.get('data_dir') or None)
   first = records[0]
   if 'attributes' not in first or attribute not in first['attributes']:
     known = ', '.join(sorted(first.get('attributes', {}))) or 'none'
     raise UserError(f'{data_config.name} has no attribute {attribute!r}; its attributes: {known}')
   read = lambda i: bool(records[i]['attributes'][attribute])
-  return np.array(list(sources._pool().map(read, range(len(records)))))  # pylint: disable=protected-access
+  return np.array(list(sources.pool().map(read, range(len(records)))))
 
 
 def prune(source, classifier_workdir, min_confidence):
@@ -132,7 +144,8 @@ def prune(source, classifier_workdir, min_confidence):
   if not len(keep):
     raise UserError(f'no image of {source.name} reaches confidence {min_confidence} under the '
                     f'classifier in {classifier_workdir}; lower pair.prune_min_confidence')
-  return Subset(source, keep, f'{source.name}[conf>={min_confidence}]')
+  return Subset(source, keep, f'{source.name}[conf>={min_confidence}]',
+                salt=sources.array_digest(frozen.params))
 
 
 # Presets: what configs/ and users pick by name. Each sets config.data, config.data_b and
@@ -143,7 +156,7 @@ PAIRS = (*[f'{d}2{t}' for d in ('digits', 'mnist') for t in sorted(_ONE_DATASET)
          'cycle_gan/horse2zebra', 'celeba/<attribute>')
 
 
-def configure(c, name):
+def configure(c: ml_collections.ConfigDict, name):
   """Set config c's data, data_b, pair and model.image_channels for the pair `name`."""
   d, b, p = c.data, c.data_b, c.pair
   d.flip = b.flip = False

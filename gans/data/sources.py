@@ -1,9 +1,12 @@
-"""Random-access image sources: embedded digits, image folders, MNIST IDX files and TFDS.
+"""Random-access image sources: the ImageSource contract, the one image path, the embedded
+digits, and make_source, which picks a source by name (folders: gans.data.folder, MNIST IDX
+files: gans.data.idx, TFDS: gans.data.tfds_source).
 
 Every source returns uint8 NHWC arrays already at the model's resolution and channel count,
 so the feeding code never sees a decoder. Sources are random access (`source[indices]`)
 because the trainer draws its own deterministic per-epoch permutations; there is no iterator
-state to checkpoint.
+state to checkpoint. Every source also has a `fingerprint()` of its content, which keys the
+evaluation's reference-feature cache.
 
 Images go through one path (`prepare_image`): to PIL, scale 16-bit, 32-bit int and float
 samples to 8 bits, convert to 'L' or 'RGB' (grey, RGBA and palette files all work; 3 -> 1 is
@@ -15,28 +18,35 @@ installed.
 
 import concurrent.futures
 import functools
-import gzip
+import hashlib
 import io
-import logging
+import json
 import math
 import os
-import pathlib
 import re
-import zlib
 
-from etils import epath
+import ml_collections
 import numpy as np
 from PIL import Image
 
 from gans.errors import UserError
 
-_IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp'})
-_KNOWN_TFDS = ('mnist', 'fashion_mnist', 'svhn_cropped', 'cifar10', 'celeb_a',
-               'oxford_flowers102', 'lsun/<scene>', 'cycle_gan/<pair>')
-# PIL's bad-file errors: truncated data is OSError, broken PNG chunks SyntaxError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError)
-# Unsigned-byte IDX files: 0x0000, type 0x08, then the number of dimensions.
-_IDX_MAGIC = {'images': 0x00000803, 'labels': 0x00000801}
+
+def digest(*parts) -> str:
+  """A short hex digest of JSON-able parts: what fingerprints are made of."""
+  text = json.dumps(parts, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def array_digest(tree) -> str:
+  """A digest of a pytree of arrays' dtypes, shapes and bytes (a classifier's parameters)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f'{jax.tree_util.keystr(path)} {a.dtype} {a.shape}'.encode())
+    h.update(a.tobytes())
+  return h.hexdigest()[:20]
 
 
 def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -> np.ndarray:
@@ -78,13 +88,13 @@ def _eight_bit(image: Image.Image) -> Image.Image:
 
 
 @functools.cache
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
+def pool() -> concurrent.futures.ThreadPoolExecutor:
   """One shared decode pool, a thread per core: PIL releases the GIL while decoding and
   resizing, and streamed 256x256 data needs every core of a GPU host (docs/performance.md)."""
   return concurrent.futures.ThreadPoolExecutor(min(32, os.cpu_count() or 1), 'gans-decode')
 
 
-def _first_fraction(n: int, percentage: float) -> int:
+def first_fraction(n: int, percentage: float) -> int:
   """How many leading examples `percentage` selects: ceil(n * p / 100), at least 1."""
   if not 0 < percentage <= 100:
     raise UserError(f'data.percentage must be in (0, 100], got {percentage}')
@@ -104,6 +114,11 @@ class ImageSource:
   def __getitem__(self, indices: np.ndarray) -> np.ndarray:
     raise NotImplementedError
 
+  def fingerprint(self) -> str:
+    """A digest of what the images are made from, beyond the config that built the source:
+    files, their sizes and times, dataset versions. It changes when the content may have."""
+    raise NotImplementedError(f'{type(self).__name__} has no fingerprint()')
+
   def labels(self) -> np.ndarray:
     """int32 [len(self)]: every example's class, for methods that train on labels."""
     raise UserError(f'{self.name} has no labels; the classifier needs a labelled dataset '
@@ -120,7 +135,7 @@ class ImageSource:
     return out
 
 
-class _DecodingSource(ImageSource):
+class DecodingSource(ImageSource):
   """Shared by folders and TFDS: decodes one image per index on the thread pool."""
 
   center_crop: int
@@ -133,7 +148,7 @@ class _DecodingSource(ImageSource):
     return prepare_image(image, self.resolution, self.channels, self.center_crop)
 
   def __getitem__(self, indices: np.ndarray) -> np.ndarray:
-    images = list(_pool().map(self._image, np.asarray(indices).reshape(-1).tolist()))
+    images = list(pool().map(self._image, np.asarray(indices).reshape(-1).tolist()))
     if not images:
       return np.empty((0, self.resolution, self.resolution, self.channels), np.uint8)
     return np.stack(images)
@@ -151,7 +166,7 @@ class DigitsSource(ImageSource):
     digits = load_digits()
     lo, hi = _slice(split, len(digits.images))
     raw, self._labels = digits.images[lo:hi], digits.target[lo:hi].astype(np.int32)
-    n = _first_fraction(len(raw), percentage)
+    n = first_fraction(len(raw), percentage)
     raw, self._labels = raw[:n], self._labels[:n]
     grey = np.round(raw * 255 / 16).astype(np.uint8)  # float 0..16, [N, 8, 8]
     self.name = 'digits' if split == 'train' else f'digits:{split}'
@@ -161,6 +176,10 @@ class DigitsSource(ImageSource):
 
   def labels(self) -> np.ndarray:
     return self._labels
+
+  def fingerprint(self) -> str:
+    """A constant: the digits ship inside scikit-learn and never change."""
+    return digest('sklearn load_digits')
 
   def __len__(self) -> int:
     return len(self._images)
@@ -190,258 +209,10 @@ def _slice(split: str, n: int) -> tuple[int, int]:
   return lo, hi
 
 
-class IdxSource(ImageSource):
-  """MNIST-format IDX files (`{split}-images-idx3-ubyte[.gz]` and the matching labels), as
-  LeCun's page and many mirrors distribute them: real MNIST (or Fashion-MNIST, KMNIST) with no
-  TFDS preparation. split is the file prefix: 'train' or 't10k' ('test' is read as 't10k')."""
-
-  def __init__(self, path: str, resolution: int, channels: int, split: str = 'train',
-               percentage: float = 100.0, center_crop: int = 0):
-    self._path, self._prefix = path, 't10k' if split == 'test' else split
-    self._images_file = self._find(f'{self._prefix}-images-idx3-ubyte')
-    images = _read_idx(self._images_file, 'images')
-    n = _first_fraction(len(images), percentage)
-    self.name, self.resolution, self.channels = f'idx:{self._prefix}', resolution, channels
-    self._images = np.stack([prepare_image(x, resolution, channels, center_crop)
-                             for x in images[:n]])
-    self._images.flags.writeable = False
-    self._n, self._count = n, len(images)
-
-  def _find(self, stem: str) -> epath.Path:
-    root = epath.Path(self._path).expanduser()
-    for file in (root / f'{stem}.gz', root / stem):
-      if file.exists():
-        return file
-    raise UserError(f'no {stem}[.gz] in {self._path!r}; data.name=idx needs '
-                    '--config.data.path=DIR holding MNIST-format files, and data.split=train|t10k')
-
-  def __len__(self) -> int:
-    return self._n
-
-  def __getitem__(self, indices: np.ndarray) -> np.ndarray:
-    return self._images[np.asarray(indices)]
-
-  def load_all(self, chunk: int = 1024) -> np.ndarray:
-    return self._images
-
-  def labels(self) -> np.ndarray:
-    file = self._find(f'{self._prefix}-labels-idx1-ubyte')
-    labels = _read_idx(file, 'labels')
-    if len(labels) != self._count:
-      raise UserError(f'{file} announces {len(labels)} labels for the {self._count} images of '
-                      f'{self._images_file}; use the labels file of the same download')
-    return labels[:self._n].astype(np.int32)
-
-
-def _read_idx(file: epath.Path, kind: str) -> np.ndarray:
-  """The uint8 array of an IDX `kind` file ('images' or 'labels'), checked against its header.
-
-  The header is the magic number and one big-endian uint32 size per dimension. The byte count
-  must match the sizes exactly: a download cut at an image boundary would otherwise load as a
-  smaller dataset without a word.
-  """
-  raw, magic = _gunzipped(file), _IDX_MAGIC[kind]
-  header = 4 + 4 * (magic & 0xFF)
-  if len(raw) < header:
-    raise UserError(f'{file} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX '
-                    'header; download it again')
-  found = int.from_bytes(raw[:4], 'big')
-  if found != magic:
-    raise UserError(f'{file} is not an MNIST {kind} file: it starts with 0x{found:08x}, not '
-                    f'0x{magic:08x}; check the files in data.path')
-  shape = tuple(int.from_bytes(raw[i:i + 4], 'big') for i in range(4, header, 4))
-  size = header + math.prod(shape)
-  dims = f' of {shape[1]}x{shape[2]}' if kind == 'images' else ''
-  announced = f'{shape[0]} {kind}{dims} ({size} bytes)'
-  if not all(shape):
-    raise UserError(f'{file} holds no {kind}: its header announces {announced}')
-  if len(raw) != size:
-    problem = 'is truncated' if len(raw) < size else 'is longer than its header says'
-    raise UserError(f'{file} {problem}: its header announces {announced} but it holds '
-                    f'{len(raw)}; download it again')
-  return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
-
-
-def _gunzipped(file: epath.Path) -> bytes:
-  """The file's bytes, decompressed when its name ends in .gz. Damage shows as EOFError (cut
-  short), zlib.error (broken deflate data) or BadGzipFile (not gzip, or a CRC mismatch)."""
-  data = file.read_bytes()
-  if file.suffix != '.gz':
-    return data
-  try:
-    return gzip.decompress(data)
-  except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-    raise UserError(f'{file} is not a complete gzip file ({e}); download it again') from e
-
-
-_UNREADABLE = 'could not be read', 'check that the folder holds valid image files'
-_TOO_LARGE = ('are too large to decode safely',
-              'downscale them: PIL refuses such images as possible decompression bombs')
-
-
-def _problem(path: str) -> tuple[tuple[str, str], str] | None:
-  """Why the file cannot be used, as (_UNREADABLE or _TOO_LARGE, what to show of it), or None
-  when it decodes completely (`verify()` alone misses truncation).
-
-  PIL's decompression-bomb guard refuses files over 2 * Image.MAX_IMAGE_PIXELS (179 M pixels)
-  before decoding; those are real images, kept apart so that the remedy is the right one.
-  """
-  try:
-    with Image.open(path) as image:
-      image.load()
-    return None
-  except Image.DecompressionBombError as e:  # 'Image size (N pixels) exceeds limit of M pixels'
-    return _TOO_LARGE, f'{path}: {str(e).split(",")[0]}'
-  except _DECODE_ERRORS:
-    return _UNREADABLE, path
-
-
-def _usable(root: pathlib.Path, files: list[str]) -> list[str]:
-  """The files that decode. The others are skipped with one warning per kind of problem, or,
-  when they are the majority, refused in one line that names each kind."""
-  problems = list(_pool().map(_problem, files))
-  bad = {}  # (what, remedy) -> what to show of each such file
-  for kind, shown in filter(None, problems):
-    bad.setdefault(kind, []).append(shown)
-  if 2 * sum(map(len, bad.values())) > len(files):
-    raise UserError('; '.join(f'{len(shown)} of {len(files)} images in {str(root)!r} {what} '
-                              f'(first: {shown[0]}); {remedy}'
-                              for (what, remedy), shown in bad.items()))
-  for (what, remedy), shown in bad.items():
-    logging.getLogger(__name__).warning('skipped %d of %d images that %s (first: %s); %s',
-                                        len(shown), len(files), what, shown[0], remedy)
-  return [f for f, problem in zip(files, problems) if problem is None]
-
-
-class FolderSource(_DecodingSource):
-  """Image files under a folder, recursively (flat, or one sub-folder per class).
-
-  Every file is decoded once at construction; unreadable ones, and ones too large for PIL to
-  decode, are skipped with a warning so one bad download does not stop a long run mid-epoch,
-  but a mostly-bad folder is an error.
-  `percentage` selects from the sorted file list before that check, so a small fraction of a
-  huge folder is cheap to open.
-  """
-
-  def __init__(self, path: str, resolution: int, channels: int, percentage: float = 100.0,
-               center_crop: int = 0):
-    if not path:
-      raise UserError("data.name='folder' needs a folder: set --config.data.path=DIR")
-    root = pathlib.Path(path).expanduser()
-    if not root.is_dir():
-      raise UserError(f'image folder {str(root)!r} does not exist; check --config.data.path')
-    files = sorted(str(f) for f in root.rglob('*')
-                   if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file())
-    if not files:
-      raise UserError(f'image folder {str(root)!r} has no images '
-                      f'({", ".join(sorted(_IMAGE_SUFFIXES))}); check --config.data.path')
-    files = files[:_first_fraction(len(files), percentage)]
-    self.name, self.resolution, self.channels = f'folder:{root}', resolution, channels
-    self.center_crop = center_crop
-    self._files = _usable(root, files)
-    self._root = root
-
-  def labels(self) -> np.ndarray:
-    """The index of each file's top-level sub-folder, in sorted order of the folder names."""
-    classes = [pathlib.Path(f).relative_to(self._root).parts for f in self._files]
-    if any(len(parts) < 2 for parts in classes):
-      raise UserError(f'{self.name} has images outside class folders; labels need one '
-                      'sub-folder per class')
-    names = sorted({parts[0] for parts in classes})
-    return np.array([names.index(parts[0]) for parts in classes], np.int32)
-
-  def __len__(self) -> int:
-    return len(self._files)
-
-  def _image(self, index: int) -> np.ndarray:
-    with Image.open(self._files[index]) as image:
-      return self._prepare(image)
-
-
-class TfdsSource(_DecodingSource):
-  """A prepared TFDS split read through `tfds.data_source` (array_record: random access).
-
-  `download=False` always: offline, a download attempt retries for minutes before failing,
-  while a missing dataset should be a one-line error at once.
-  """
-
-  def __init__(self, name: str, resolution: int, channels: int, split: str = 'train',
-               data_dir: str | None = None, image_key: str = 'image', label_key: str = 'label',
-               percentage: float = 100.0, center_crop: int = 0):
-    self._records = _open_tfds(name, split, data_dir)
-    if not len(self._records):
-      raise UserError(f'TFDS dataset {name!r} split {split!r} is empty')
-    first = self._records[0]
-    if image_key not in first:
-      raise UserError(f'TFDS dataset {name!r} has no feature {image_key!r}; its features are '
-                      f'{", ".join(sorted(first))}: set --config.data.image_key')
-    self.name, self.resolution, self.channels = f'tfds:{name}', resolution, channels
-    self.center_crop = center_crop
-    self._image_key, self._label_key = image_key, label_key
-    self._length = _first_fraction(len(self._records), percentage)
-
-  def labels(self) -> np.ndarray:
-    if self._label_key not in self._records[0]:
-      raise UserError(f'{self.name} has no feature {self._label_key!r}; set '
-                      '--config.data.label_key')
-    return np.array([self._records[i][self._label_key] for i in range(len(self))], np.int32)
-
-  def __len__(self) -> int:
-    return self._length
-
-  def _image(self, index: int) -> np.ndarray:
-    return self._prepare(self._records[index][self._image_key])
-
-
-def _open_tfds(name: str, split: str, data_dir: str | None):
-  """`tfds.data_source` with its failures turned into one-line UserErrors."""
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise UserError(f'TFDS dataset {name!r} needs tensorflow-datasets: '
-                    'pip install tensorflow-datasets (or use data.name=digits|folder)') from e
-  try:
-    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise UserError(f'unknown TFDS dataset {name!r}; known image datasets include '
-                    f'{", ".join(_KNOWN_TFDS)} (or data.name=digits|folder)') from e
-  except (NotImplementedError, KeyError, ValueError, AssertionError) as e:
-    unreadable = _unreadable_tfds(tfds, name, data_dir)
-    if unreadable:
-      raise UserError(unreadable) from e
-    if isinstance(e, (ValueError, AssertionError)):  # unknown config, version or split
-      raise UserError(f'TFDS cannot open {name!r} split {split!r}: '
-                      f'{str(e).strip().splitlines()[0]}') from e
-    raise
-
-
-def _unreadable_tfds(tfds, name: str, data_dir: str | None) -> str | None:
-  """Why TFDS cannot read dataset `name` at all (not prepared, or prepared in a format with no
-  random access), or None when it could.
-
-  The builder's state decides, not the exception's type: with a data_dir TFDS 4.9 raises
-  NotImplementedError for both, but without one `tfds.data_source` asks for array_record and
-  then fails with a KeyError (no splits) or a ValueError (the format is already set).
-  """
-  try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except (ValueError, AssertionError):  # an unknown config or version, which the caller reports
-    return None
-  if not builder.is_prepared():
-    return (f'TFDS dataset {name!r} is not prepared in {builder.data_dir}; prepare it once with '
-            f'internet: `tfds build {name} --file_format=array_record` (needs tensorflow), or '
-            'set --config.data.data_dir')
-  random_access = tfds.core.file_adapters.FileFormat.with_random_access()
-  if not builder.info.available_file_formats() & random_access:
-    return (f'TFDS dataset {name!r} in {builder.data_dir} is in '
-            f'{builder.info.file_format.value} format, which needs TensorFlow; convert it once: '
-            f'`tfds convert_format --dataset_version_dir={builder.data_dir} '
-            '--out_file_format=array_record`')
-  return None
-
-
-def make_source(data_config, resolution: int, channels: int) -> ImageSource:
+def make_source(data_config: ml_collections.ConfigDict, resolution: int,
+                channels: int) -> ImageSource:
   """The source `data_config.name` names: 'digits', 'folder' or a TFDS name."""
+  from gans.data import folder, idx, tfds_source  # pylint: disable=g-import-not-at-top
   if channels not in (1, 3):
     raise UserError(f'channels must be 1 or 3, got {channels}')
   common = dict(resolution=resolution, channels=channels,
@@ -450,10 +221,11 @@ def make_source(data_config, resolution: int, channels: int) -> ImageSource:
   if data_config.name == 'digits':
     return DigitsSource(split=data_config.get('split', 'train'), **common)
   if data_config.name == 'folder':
-    return FolderSource(data_config.get('path', ''), **common)
+    return folder.FolderSource(data_config.get('path', ''), **common)
   if data_config.name == 'idx':
-    return IdxSource(data_config.get('path', ''), split=data_config.get('split', 'train'), **common)
-  return TfdsSource(data_config.name, split=data_config.get('split', 'train'),
+    return idx.IdxSource(data_config.get('path', ''), split=data_config.get('split', 'train'),
+                         **common)
+  return tfds_source.TfdsSource(data_config.name, split=data_config.get('split', 'train'),
                     data_dir=data_config.get('data_dir') or None,
                     image_key=data_config.get('image_key', 'image'),
                     label_key=data_config.get('label_key', 'label'), **common)
