@@ -103,6 +103,7 @@ def test_loads_a_weights_file_in_the_published_format_and_runs(weights_file):
                                 state_dict['Mixed_7c.branch_pool.bn.running_var'])
   np.testing.assert_array_equal(variables['params']['fc']['kernel'], state_dict['fc.weight'].T)
   ext = extractors.inception(str(path), sha256_prefix='')
+  assert ext.info['convention'] == extractors.DEFAULT_CONVENTION
   images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 1), np.uint8)
   features, logits = jax.jit(ext.apply)(ext.params, images)
   assert features.shape == (2, 2048) and logits.shape == (2, 1008)
@@ -110,6 +111,21 @@ def test_loads_a_weights_file_in_the_published_format_and_runs(weights_file):
   # Logits leave the fc bias out (the original IS code): pool @ W exactly.
   np.testing.assert_allclose(logits, np.asarray(features, np.float64) @ state_dict['fc.weight'].T,
                              rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('convention', ['clean', 'pytorch-fid', 'tf'])
+def test_extractor_applies_and_records_its_convention(weights_file, convention):
+  """The network sees the convention's resize and scaling, and every result names it."""
+  ext = extractors.inception(str(weights_file[0]), sha256_prefix='', convention=convention)
+  assert ext.info['convention'] == convention
+  assert ext.info['resize'] == extractors.CONVENTION_RESIZE[convention]
+  images = np.random.default_rng(1).integers(0, 256, (2, 12, 10, 3), np.uint8)
+  x = extractors.inception_input(images, convention)
+  expected = inception.FIDInceptionV3().apply(ext.params, x)[0]
+  np.testing.assert_allclose(jax.jit(ext.apply)(ext.params, images)[0], expected,
+                             rtol=1e-5, atol=1e-5)
+  if convention == extractors.DEFAULT_CONVENTION:
+    assert extractors.inception(str(weights_file[0]), sha256_prefix='').info == ext.info
 
 
 def test_missing_corrupt_and_wrong_weights_are_one_line_errors(tmp_path, weights_file):

@@ -46,6 +46,15 @@ def test_fid_matches_scipy_on_random_features():
   assert fid.fid(f1, f1) == pytest.approx(0.0, abs=1e-8)
 
 
+@pytest.mark.parametrize('n,d', [(40, 64), (100, 512)])
+def test_fid_of_a_rank_deficient_set_with_itself_is_zero(n, d):
+  """N < D: the D - N zero eigenvalues come out of eigh as round-off of either sign, whose
+  square roots used to add up to |FID| ~ 1e-6..1e-5; below d * eps * lambda_max they are 0."""
+  rng = np.random.default_rng(n)
+  f = rng.normal(size=(n, d)) + rng.uniform(0, 2, d)
+  assert abs(fid.fid(f, f)) < 1e-10
+
+
 def test_fid_with_singular_covariances_is_finite_and_agrees_with_scipy():
   rng = np.random.default_rng(2)
   f1, f2 = rng.normal(size=(40, 64)), rng.normal(size=(50, 64)) + 0.1  # N < D: rank-deficient
@@ -97,10 +106,14 @@ def test_inception_score_known_answers():
 
 
 def test_inception_score_matches_a_direct_computation():
-  logits = np.random.default_rng(5).normal(size=(1003, 7)) * 3
+  """N = 1009 is not a multiple of 10: every row counts, split at i * N // 10 (improved-GAN,
+  torch-fidelity, StyleGAN2-ADA), the last 9 rows included."""
+  n = 1009
+  logits = np.random.default_rng(5).normal(size=(n, 7)) * 3
+  logits[-9:] *= 4  # confident last rows: leaving them out would change the score
   p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-  per = 1003 // 10
-  parts = [p[i * per:(i + 1) * per] for i in range(10)]
+  parts = [p[i * n // 10:(i + 1) * n // 10] for i in range(10)]
+  assert sum(map(len, parts)) == n
   direct = [np.exp(np.mean([np.sum(q * np.log(q / part.mean(0))) for q in part])) for part in parts]
   mean, std = inception_score.inception_score(logits, 10)
   assert mean == pytest.approx(np.mean(direct), rel=1e-9)
@@ -133,6 +146,20 @@ def test_precision_recall_match_numpy_with_padded_blocks():
   p, r = precision_recall.precision_recall(real, fake, k=3)
   assert p == pytest.approx(numpy_precision(real, fake, 3))
   assert r == pytest.approx(numpy_precision(fake, real, 3))
+
+
+def test_precision_recall_do_not_depend_on_where_the_features_lie():
+  """Features 1000 away from the origin (Inception features are far from it) give the answer
+  at the origin: float32 |a|^2 + |b|^2 - 2ab loses ~|a|^2 * 1e-7 = 0.1 to round-off unless
+  the sets are centred first, which flips neighbourhood decisions."""
+  rng = np.random.default_rng(9)
+  real = rng.normal(size=(300, 16)) * 0.5
+  fake = rng.normal(size=(250, 16)) * 0.6 + 0.1
+  at_origin = precision_recall.precision_recall(real, fake, k=3)
+  direct = numpy_precision(real, fake, 3), numpy_precision(fake, real, 3)
+  assert at_origin == pytest.approx(direct)
+  far = precision_recall.precision_recall(real + 1000.0, fake + 1000.0, k=3)
+  assert far == at_origin
 
 
 def test_quantize():

@@ -9,7 +9,9 @@ of baking 95 MB of Inception weights into the executable as constants.
 
 Every image reaches an extractor as uint8: generated images are quantised with
 round((x + 1) * 127.5), clipped (spec section 5), the way a PNG on disk would be; real images
-are uint8 already.
+are uint8 already. The Inception extractor then resizes them to 299 and scales them as one of
+three named conventions (CONVENTIONS: 'clean', 'pytorch-fid', 'tf'), each a pair of jittable
+resize matrices checked against its peer's own code, and records the name in its `info`.
 """
 import dataclasses
 import functools
@@ -36,7 +38,7 @@ class Extractor:
   suffix: str
   params: Any
   apply: Callable  # (params, uint8 NHWC) -> (features [N, D], logits [N, K]), jittable
-  info: dict  # provenance recorded with every result: weights file, digest, resize, ...
+  info: dict  # provenance recorded with every result: weights, digest, convention, resize, ...
 
 
 def quantize(images):
@@ -73,25 +75,100 @@ def pil_bicubic_matrix(in_size, out_size):
   return w
 
 
-def resize_like_clean_fid(images, size=INCEPTION_SIZE):
-  """uint8 NHWC -> float32 [0, 255] at size x size, grey repeated to RGB (jittable).
+@functools.cache
+def torch_bilinear_matrix(in_size, out_size):
+  """[out, in] weights of torch's F.interpolate(mode='bilinear', align_corners=False) along one
+  axis: no antialiasing (antialias=False, the default), so a shrink samples 2 taps per output.
 
-  clean-fid's "clean" resize: PIL bicubic on each float channel, then clipped to [0, 255]. As
-  two matrix products (rows, then columns, as PIL) at precision HIGHEST; tests check it against
-  PIL itself.
+  The source of output i is (i + 0.5) * in / out - 0.5, clamped at 0, between pixel floor and
+  the next one, the last pixel repeated (ATen's upsample_bilinear2d). The scale and position
+  are float32 as in ATen's kernel for float images.
   """
+  f32 = np.float32
+  scale = f32(in_size) / f32(out_size)
+  w = np.zeros((out_size, in_size))
+  for i in range(out_size):
+    src = float(max(scale * (f32(i) + f32(0.5)) - f32(0.5), f32(0.0)))
+    lo = min(int(src), in_size - 1)
+    w[i, lo] += 1.0 - (src - lo)
+    w[i, min(lo + 1, in_size - 1)] += src - lo
+  return w
+
+
+@functools.cache
+def tf1_bilinear_matrix(in_size, out_size):
+  """[out, in] weights of TF1's tf.compat.v1.image.resize_bilinear (align_corners=False,
+  half_pixel_centers=False) along one axis, the ResizeBilinear op of the 2015 Inception graph.
+
+  The legacy grid: output i samples at i * in / out (no half-pixel shift, so the image moves by
+  half an output pixel), between pixel floor and the next one, the last pixel repeated; no
+  antialiasing. The scale and position are float32 as in TF's kernel.
+  """
+  scale = np.float32(in_size) / np.float32(out_size)
+  w = np.zeros((out_size, in_size))
+  for i in range(out_size):
+    src = float(np.float32(i) * scale)
+    lo = min(int(np.floor(src)), in_size - 1)
+    w[i, lo] += 1.0 - (src - lo)
+    w[i, min(lo + 1, in_size - 1)] += src - lo
+  return w
+
+
+# Name -> (resize matrix along one axis, clip to [0, 255] after, c of the scaling (x - c) / c):
+# the three ways published FIDs feed uint8 images to the same Inception graph (README,
+# Evaluation). c = 128 is the TF graph's own Sub 128, Mul 1/128 (TTUR, StyleGAN2-ADA,
+# torch-fidelity, clean-fid); c = 127.5 is pytorch-fid's 2 * (x / 255) - 1.
+CONVENTIONS = {
+    'clean': (pil_bicubic_matrix, True, 128.0),
+    'pytorch-fid': (torch_bilinear_matrix, False, 127.5),
+    'tf': (tf1_bilinear_matrix, False, 128.0),
+}
+DEFAULT_CONVENTION = 'clean'
+CONVENTION_RESIZE = {
+    'clean': 'PIL bicubic (antialiased) to 299 per float channel, clipped to [0, 255] '
+             '(clean-fid "clean")',
+    'pytorch-fid': "torch F.interpolate(mode='bilinear', align_corners=False), no antialias",
+    'tf': 'TF1 resize_bilinear (align_corners=False, half_pixel_centers=False), no antialias',
+}
+
+
+def check_convention(name):
+  """`name` if it is a convention, else a one-line UserError listing the choices."""
+  if name not in CONVENTIONS:
+    raise UserError(f'unknown FID convention {name!r}; choose from {", ".join(CONVENTIONS)}')
+  return name
+
+
+def resize(images, convention=DEFAULT_CONVENTION, size=INCEPTION_SIZE):
+  """uint8 NHWC -> float32 [0, 255] at size x size under a convention's resize, grey repeated
+  to RGB (jittable).
+
+  As two matrix products (columns, then rows, as PIL does) at precision HIGHEST; every resize
+  here is separable and linear, so this is the peer's resize up to float32 round-off (tests
+  check each against its peer's own function on fixtures, and 'clean' against PIL itself).
+  """
+  matrix, clip, _ = CONVENTIONS[check_convention(convention)]
   x = images.astype(jnp.float32)
   if x.shape[-1] == 1:
     x = jnp.repeat(x, 3, axis=-1)
   h, w = x.shape[1:3]
   hi = jax.lax.Precision.HIGHEST
   if w != size:
-    x = jnp.einsum('jw,nhwc->nhjc', jnp.asarray(pil_bicubic_matrix(w, size), jnp.float32), x,
-                   precision=hi)
+    x = jnp.einsum('jw,nhwc->nhjc', jnp.asarray(matrix(w, size), jnp.float32), x, precision=hi)
   if h != size:
-    x = jnp.einsum('ih,nhwc->niwc', jnp.asarray(pil_bicubic_matrix(h, size), jnp.float32), x,
-                   precision=hi)
-  return jnp.clip(x, 0.0, 255.0)
+    x = jnp.einsum('ih,nhwc->niwc', jnp.asarray(matrix(h, size), jnp.float32), x, precision=hi)
+  return jnp.clip(x, 0.0, 255.0) if clip else x
+
+
+def resize_like_clean_fid(images, size=INCEPTION_SIZE):
+  """clean-fid's "clean" resize: PIL bicubic on each float channel, then clipped to [0, 255]."""
+  return resize(images, 'clean', size)
+
+
+def inception_input(images, convention=DEFAULT_CONVENTION, size=INCEPTION_SIZE):
+  """uint8 NHWC -> the Inception network's float32 input under a convention (jittable)."""
+  c = CONVENTIONS[check_convention(convention)][2]
+  return (resize(images, convention, size) - c) / c
 
 
 def default_inception_path():
@@ -135,21 +212,22 @@ def load_inception_variables(path, sha256_prefix=None):
     raise UserError(f'{path} cannot be read as the FID Inception weights: {e}') from e
 
 
-def inception(path=None, sha256_prefix=None):
-  """The FID Inception extractor: quantised uint8 -> clean-fid resize to 299 -> [-1, 1] ->
-  pool3 features [N, 2048] and logits [N, 1008] without the output bias (for IS)."""
+def inception(path=None, sha256_prefix=None, convention=DEFAULT_CONVENTION):
+  """The FID Inception extractor: quantised uint8 -> the convention's resize to 299 and scaling
+  -> pool3 features [N, 2048] and logits [N, 1008] without the output bias (for IS)."""
   from gans.models import inception as model
+  check_convention(convention)
   path = path or default_inception_path()
   variables, digest = load_inception_variables(path, sha256_prefix)
   net = model.FIDInceptionV3()
 
   def apply(params, images):
-    x = resize_like_clean_fid(images) / 127.5 - 1.0  # pytorch-fid's 2 * (x / 255) - 1
-    return net.apply(params, x)
+    return net.apply(params, inception_input(images, convention))
 
+  c = CONVENTIONS[convention][2]
   info = {'extractor': 'inception-2015-12-05 (pytorch-fid weights, Flax port)',
-          'weights': os.path.abspath(path), 'weights_sha256': digest,
-          'resize': 'PIL bicubic to 299 per float channel (clean-fid "clean")',
+          'weights': os.path.abspath(path), 'weights_sha256': digest, 'convention': convention,
+          'resize': CONVENTION_RESIZE[convention], 'scaling': f'(x - {c:g}) / {c:g}',
           'quantisation': 'uint8, round((x + 1) * 127.5)', 'precision': 'HIGHEST'}
   return Extractor('inception', '', jax.tree.map(jnp.asarray, variables), apply, info)
 

@@ -4,9 +4,18 @@ The matrix square root is taken in TF-GAN's symmetric form,
 Tr((S1 S2)^1/2) = Tr((S1^1/2 S2 S1^1/2)^1/2), through two symmetric eigendecompositions: the
 eigenvalues of a PSD matrix are real, so there is no complex residue to discard and no NaN when
 a covariance is singular (fewer samples than dimensions), the failure pytorch-fid patches with
-eps * I and a retry (bioinf-jku/TTUR#31). Round-off negatives are clamped to 0.
+eps * I and a retry (bioinf-jku/TTUR#31). Eigenvalues below d * eps * lambda_max are round-off,
+not signal (a backward-stable eigensolver on a d x d product is exact only to about that), and
+are set to 0: otherwise the square roots of the ~D - N noise eigenvalues of a rank-deficient
+covariance add up to an FID of order 1e-5 between a set and itself.
 """
 import numpy as np
+
+
+def _denoise(w):
+  """Eigenvalues with those below d * eps * max (round-off, of either sign) set to 0."""
+  cut = len(w) * np.finfo(np.float64).eps * max(float(np.max(w, initial=0.0)), 0.0)
+  return np.where(w > cut, w, 0.0)
 
 
 def gaussian(features):
@@ -19,14 +28,14 @@ def gaussian(features):
 
 def _sqrt_psd(s):
   w, v = np.linalg.eigh(s)
-  return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+  return (v * np.sqrt(_denoise(w))) @ v.T
 
 
 def trace_sqrt_product(sigma1, sigma2):
   """Tr((sigma1 sigma2)^1/2) for symmetric PSD matrices."""
   s1 = _sqrt_psd(np.asarray(sigma1, np.float64))
   m = s1 @ np.asarray(sigma2, np.float64) @ s1
-  return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None))))
+  return float(np.sum(np.sqrt(_denoise(np.linalg.eigvalsh((m + m.T) / 2)))))
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):

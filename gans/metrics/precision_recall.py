@@ -4,7 +4,10 @@ Each set's manifold is the union of balls around its points with radius the dist
 k-th nearest other point of the same set. Precision is the fraction of generated points inside
 the real manifold, recall the fraction of real points inside the generated one. The pairwise
 distances are O(N^2) (50k x 50k), so they run on the devices in row blocks, float32 at HIGHEST
-precision; ties at the radius count as inside (<=), as StyleGAN2-ADA.
+precision; ties at the radius count as inside (<=), as StyleGAN2-ADA. The distances are
+|a|^2 + |b|^2 - 2 a.b, which loses to float32 round-off whatever is common to all points, so
+both sets are first centred on the real set's mean (in float64): Inception features lie far from
+the origin, and uncentred their round-off flips neighbourhood decisions.
 """
 import functools
 
@@ -65,6 +68,9 @@ def precision_recall(real, fake, k=3):
   """(precision, recall) of fake features against real features."""
   if min(len(real), len(fake)) <= k:
     raise ValueError(f'precision/recall with k={k} needs more than {k} samples per set')
+  center = np.mean(real, axis=0, dtype=np.float64)  # distances do not move; round-off shrinks
+  real = (np.asarray(real) - center).astype(np.float32)
+  fake = (np.asarray(fake) - center).astype(np.float32)
   precision = coverage(fake, real, kth_radii(real, k))
   recall = coverage(real, fake, kth_radii(fake, k))
   return precision, recall

@@ -9,7 +9,8 @@ max pool instead of an average pool. BatchNorm runs on its stored statistics (in
 train-mode statistics roughly double FID, spec section 1), and every convolution runs at
 precision HIGHEST, so that no TF32-class arithmetic shifts the features on a GPU.
 
-Input: float NHWC in [-1, 1] at 299x299 (any size >= 75 runs; the features are only the
+Input: float NHWC in [-1, 1] at 299x299, as gans.metrics.extractors.inception_input makes it
+from uint8 images under a named FID convention (any size >= 75 runs; the features are only the
 standard ones at 299). Output: pool3 features [N, 2048] and logits [N, 1008].
 """
 import flax.linen as nn
