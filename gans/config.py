@@ -25,6 +25,7 @@ def base_defaults(method: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_samples = 36
   c.eval = eval_defaults()
+  c.log = log_defaults()
   return c
 
 
@@ -38,8 +39,33 @@ def eval_defaults() -> ml_collections.ConfigDict:
   e.extractor = 'inception'  # or 'classifier' (with eval.classifier)
   e.inception = ''  # weights file; '' = $GANS_INCEPTION or ~/.cache/gans/
   e.classifier = ''  # workdir of a trained project classifier
+  e.convention = ''  # FID convention: clean, pytorch-fid, tf ('' = the default, clean)
   e.batch_size = 200
   return e
+
+
+def log_defaults() -> ml_collections.ConfigDict:
+  """Where the scalars and sample sheets go besides metrics.jsonl and TensorBoard (always on)."""
+  g = ml_collections.ConfigDict()
+  g.wandb = ''  # a Weights & Biases PROJECT or ENTITY/PROJECT; '' = off (wandb never imported)
+  g.wandb_mode = ''  # '' = wandb's own default (and $WANDB_MODE), or online, offline, disabled
+  return g
+
+
+def validate_log(g):
+  """Checks of the log block: a W&B project W&B accepts, and wandb installed when it is asked
+  for (found without importing it, before anything compiles)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  check(g.wandb_mode in ('', 'online', 'offline', 'disabled'),
+        f'log.wandb_mode={g.wandb_mode!r}; use online, offline or disabled (or leave it empty)')
+  if g.wandb:
+    check(g.wandb.count('/') <= 1 and all(p and not set(p) & set('\\#?%: ')
+                                          for p in g.wandb.split('/')),
+          f'log.wandb={g.wandb!r}; use PROJECT or ENTITY/PROJECT, without \\ # ? % : or spaces')
+    installed = (sys.modules['wandb'] is not None if 'wandb' in sys.modules
+                 else importlib.util.find_spec('wandb') is not None)
+    check(installed, f'--config.log.wandb={g.wandb} needs the wandb package: pip install wandb')
 
 
 def data_defaults(name: str = 'digits') -> ml_collections.ConfigDict:
@@ -59,7 +85,35 @@ def data_defaults(name: str = 'digits') -> ml_collections.ConfigDict:
   return d
 
 
-def make_tiny(c, steps=20):
+# Method knobs that sat at the config root before they moved into their method's block
+# (config.<method module>.<knob>): old dotted key -> new dotted key. upgrade() applies it to
+# every saved config.json that is read, so old workdirs load, evaluate and resume.
+RENAMED = {
+    'latent_dist': 'coupled.latent_dist',
+    'g_steps': 'coupled.g_steps',
+    'label_smoothing': 'coupled.label_smoothing',
+    'd_bn': 'coupled.d_bn',
+    'ema_decay': 'msggan.ema_decay',
+    'normalize_latents': 'msggan.normalize_latents',
+    'fresh_g_latents': 'msggan.fresh_g_latents',
+    'shared_z': 'began.shared_z',
+    'max_shift': 'classifier.max_shift',
+    'eval_split': 'classifier.eval_split',
+}
+
+
+def upgrade(saved: dict) -> dict:
+  """A saved config (a dict, as read from config.json) with its keys renamed by RENAMED; a
+  config already written with the new keys comes back unchanged. Does not modify `saved`."""
+  out = dict(saved)
+  for old, new in RENAMED.items():  # every old key is at the root, every new one a level down
+    if old in out:
+      block, leaf = new.split('.')
+      out[block] = {**(out.get(block) or {}), leaf: out.pop(old)}
+  return out
+
+
+def make_tiny(c: ml_collections.ConfigDict, steps=20) -> ml_collections.ConfigDict:
   """The `tiny` variant every config offers: same data and method, the method's smallest model
   (its tiny_model) and a few steps, so the whole path runs in seconds on a CPU."""
   from gans import methods  # pylint: disable=g-import-not-at-top
@@ -88,7 +142,7 @@ def check_dtype(dtype):
   check(dtype in ('float32', 'bfloat16'), f'model.dtype={dtype!r}; use float32 or bfloat16')
 
 
-def validate(config):
+def validate(config: ml_collections.ConfigDict):
   """Raise UserError on the first impossible value. Device-count checks happen at start-up.
 
   The fields every method has are checked here; the method checks its own (method.validate).
@@ -105,10 +159,12 @@ def validate(config):
           f'{config.steps_per_dispatch}, so that it falls on a dispatch boundary')
   check(config.num_samples >= 1, 'num_samples must be >= 1')
   validate_eval(config.eval, config.log_every)
+  if 'log' in config:
+    validate_log(config.log)
   method.validate(config)
 
 
-def validate_data(data, field='data'):
+def validate_data(data: ml_collections.ConfigDict, field='data'):
   """Checks of one data block (see data_defaults); `field` names it in the message."""
   check(0 < data.percentage <= 100,
         f'{field}.percentage={data.percentage} must be in (0, 100]')

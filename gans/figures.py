@@ -1,11 +1,13 @@
 """PNG sheets a person can look at. Values in [-1, 1] are clamped and mapped to 0..255 as they
 are: no per-image re-stretching (the reference's scale_each=True distorts colours)."""
 import functools
+import io
 import math
 import os
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from etils import epath
@@ -102,112 +104,90 @@ def labelled_side_by_side(sheets, labels, path, pad=12, font_size=16):
   return path
 
 
-def _ticks(lo, hi, count=5):
-  """About `count` round values spanning [lo, hi] (1, 2 or 5 times a power of ten apart)."""
-  span = max(hi - lo, 1e-12)
-  raw = span / count
-  unit = 10 ** math.floor(math.log10(raw))
-  step = next(m * unit for m in (1, 2, 5, 10) if m * unit >= raw)
-  first = math.ceil(lo / step) * step
-  return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+def _chart(size, draw):
+  """A PNG of `size` pixels: draw(fig) fills a matplotlib Figure rendered by Agg. Figure objects
+  keep no pyplot state, so charts drawn from threads or a notebook never touch each other."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100, facecolor='white')
+  FigureCanvasAgg(fig)
+  draw(fig)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=100, facecolor='white')
+  return buffer.getvalue()
+
+
+def _write(data, path):
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(data)
+  return str(path)
 
 
 def curve_with_snapshots(steps, values, snapshots, path, label='M', size=(900, 380), thumb=150):
-  """A line plot of values over steps with sample sheets along it (the BEGAN convergence
-  figure): each snapshot (step, image) is drawn below the plot, joined to its step on the
-  x axis. Drawn with PIL, so it needs no plotting library. Returns the path."""
-  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  """A line plot of values over steps with sample sheets above it (the BEGAN convergence
+  figure): each snapshot (step, image) is a thumbnail joined to its step on the curve, so the
+  samples can be read against the measure. `size` is the plot's; the thumbnails add a row
+  above it. Returns the path."""
+  from matplotlib.patches import ConnectionPatch  # pylint: disable=g-import-not-at-top
   steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
-  font = _font(13)
-  left, right, top, bottom = 70, 20, 30, 40
-  plot_w, plot_h = size[0] - left - right, size[1] - top - bottom
-  gap = 30 if snapshots else 0
-  height = size[1] + (gap + thumb + 20 if snapshots else 0)
-  canvas = Image.new('RGB', (size[0], height), 'white')
-  draw = ImageDraw.Draw(canvas)
-  x0, x1 = float(steps.min()), float(max(steps.max(), steps.min() + 1))
-  y0, y1 = float(values.min()), float(values.max())
-  margin = 0.05 * max(y1 - y0, 1e-6)
-  y0, y1 = y0 - margin, y1 + margin
-  px = lambda s: left + (s - x0) / (x1 - x0) * plot_w
-  py = lambda v: top + (y1 - v) / (y1 - y0) * plot_h
-  draw.rectangle([left, top, left + plot_w, top + plot_h], outline='black')
-  for v in _ticks(y0, y1):
-    draw.line([left - 4, py(v), left, py(v)], fill='black')
-    draw.line([left, py(v), left + plot_w, py(v)], fill=(230, 230, 230))
-    draw.text((left - 6, py(v)), f'{v:.3g}', fill='black', font=font, anchor='rm')
-  for s in _ticks(x0, x1, 6):
-    draw.line([px(s), top + plot_h, px(s), top + plot_h + 4], fill='black')
-    draw.text((px(s), top + plot_h + 6), f'{s:,.0f}', fill='black', font=font, anchor='mt')
-  draw.text((left + plot_w // 2, size[1] - 4), 'step', fill='black', font=font, anchor='mb')
-  draw.text((left, top - 8), label, fill='black', font=font, anchor='lb')
-  draw.line([(px(s), py(v)) for s, v in zip(steps, values)], fill=(31, 119, 180), width=2)
-  if snapshots:
-    slot = size[0] / len(snapshots)
-    thumb = min(thumb, int(slot) - 12)  # a gap between neighbours
+  width, plot_h = size
+  slot = width / max(len(snapshots), 1)
+  thumb = min(thumb, int(slot) - 12)  # a gap between neighbours
+  row = thumb + 30 if snapshots else 0  # the thumbnails and their step captions
+  height = plot_h + row
+
+  def draw(fig):
+    left, right, top, bottom = 70, 20, 30, 45
+    ax = fig.add_axes((left / width, bottom / height, (width - left - right) / width,
+                       (plot_h - top - bottom) / height))
+    ax.plot(steps, values, color='tab:blue', linewidth=1.5)
+    ax.set_xlabel('step')
+    ax.set_ylabel(label)
+    ax.grid(True, color='0.9')
+    ax.set_xlim(steps.min(), max(steps.max(), steps.min() + 1))
     for i, (step, image) in enumerate(snapshots):
       im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-      im = im.convert('RGB')
-      scale = thumb / max(im.size)
-      im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                     Image.LANCZOS)
-      tx = int(slot * i + (slot - im.width) / 2)
-      ty = size[1] + gap
-      canvas.paste(im, (tx, ty))
-      draw.line([px(step), top + plot_h, tx + im.width / 2, ty], fill=(150, 150, 150))
-      draw.text((tx + im.width / 2, ty + im.height + 2), f'{step:,}', fill='black', font=font,
-                anchor='mt')
-  save_png(canvas, path)
-  return path
+      im = np.asarray(im.convert('RGB'))
+      scale = thumb / max(im.shape[:2])
+      w, h = im.shape[1] * scale, im.shape[0] * scale
+      x = slot * i + (slot - w) / 2
+      inset = fig.add_axes((x / width, (height - 8 - h) / height, w / width, h / height))
+      inset.imshow(im, interpolation='antialiased')
+      inset.set_axis_off()
+      inset.text(0.5, -4 / h, f'{step:,}', fontsize=9, ha='center', va='top',
+                 transform=inset.transAxes)
+      at = min(np.searchsorted(steps, step), len(steps) - 1) if len(steps) else 0
+      fig.add_artist(ConnectionPatch(
+          xyA=(step, values[at]), coordsA=ax.transData, xyB=(0.5, -20 / h),
+          coordsB=inset.transAxes, color='0.6', linewidth=0.8))
 
-
-_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+  return _write(_chart((width, height), draw), path)
 
 
 def line_chart(series, path, title='', xlabel='step', size=(900, 480)):
-  """A PNG line chart of {name: (xs, ys)}, drawn with PIL (no plotting library needed for a
-  few curves); non-finite values are skipped. Returns the path."""
-  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  """A PNG line chart of {name: (xs, ys)}, one colour per series and a legend beside the plot;
+  non-finite values are skipped (a diverged metric still shows its finite part). Returns the
+  path."""
   series = {k: (np.asarray(x, np.float64), np.asarray(y, np.float64))
             for k, (x, y) in series.items()}
   series = {k: (x[np.isfinite(y)], y[np.isfinite(y)]) for k, (x, y) in series.items()}
   series = {k: v for k, v in series.items() if len(v[0])}
   width, height = size
-  left, right, top, bottom = 80, 190, 34, 46
-  image = Image.new('RGB', size, 'white')
-  draw = ImageDraw.Draw(image)
-  font = _font(13)
-  draw.text((left, 10), title, fill='black', font=font)
-  if series:
-    xs = np.concatenate([x for x, _ in series.values()])
-    ys = np.concatenate([y for _, y in series.values()])
-    (x0, x1), (y0, y1) = (xs.min(), xs.max()), (ys.min(), ys.max())
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
-    px = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)
-    py = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-    draw.rectangle((left, top, width - right, height - bottom), outline='black')
-    for t in _ticks(x0, x1):
-      draw.line((px(t), height - bottom, px(t), height - bottom + 4), fill='black')
-      draw.text((px(t) - 12, height - bottom + 6), f'{t:.6g}', fill='black', font=font)
-    for t in _ticks(y0, y1):
-      draw.line((left - 4, py(t), left, py(t)), fill='black')
-      draw.line((left, py(t), width - right, py(t)), fill=(225, 225, 225))
-      draw.text((4, py(t) - 6), f'{t:.4g}', fill='black', font=font)
-    for i, (name, (x, y)) in enumerate(series.items()):
-      colour = _COLOURS[i % len(_COLOURS)]
-      points = list(zip(px(x).tolist(), py(y).tolist()))
-      if len(points) > 1:
-        draw.line(points, fill=colour, width=2)
-      else:
-        draw.ellipse((points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2),
-                     fill=colour)
-      draw.line((width - right + 10, top + 8 + 16 * i, width - right + 30, top + 8 + 16 * i),
-                fill=colour, width=3)
-      draw.text((width - right + 36, top + 2 + 16 * i), name, fill='black', font=font)
-  draw.text(((width - right + left) // 2 - 10, height - 18), xlabel, fill='black', font=font)
-  save_png(image, path)
-  return path
+
+  def draw(fig):
+    left, right, top, bottom = 80, 190, 34, 46
+    ax = fig.add_axes((left / width, bottom / height, (width - left - right) / width,
+                       (height - top - bottom) / height))
+    for name, (x, y) in series.items():
+      ax.plot(x, y, linewidth=2, marker='o' if len(x) == 1 else None, label=name)
+    ax.set_title(title, loc='left')
+    ax.set_xlabel(xlabel)
+    ax.grid(True, color='0.9')
+    if series:
+      ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+  return _write(_chart(size, draw), path)
 
 
 def pair_rows(images_a, images_b, max_columns=12):
@@ -249,7 +229,8 @@ def slerp_walk(z0, z1, steps):
   return np.stack([slerp(t, z0, z1) for t in np.linspace(0.0, 1.0, steps)], axis=1)
 
 
-def write_samples(method, config, state, latents, directory, tag, generate=None):
+def write_samples(method, config: ml_collections.ConfigDict, state, latents, directory, tag,
+                  generate=None):
   """Write the method's sample sheets for `latents` into directory/<sheet>/<tag>.png.
 
   All processes must call it (generation is one global computation); process 0 writes.

@@ -17,12 +17,13 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from gans import checkpoint, figures, logs, parallel
 from gans import workdir as workdir_lib
 from gans import config as config_lib
-from gans import evaluate, methods
+from gans import evaluation, methods
 from gans.data import feeding
 from gans.errors import UserError
 
@@ -95,7 +96,7 @@ class Dispatch:
   is one executable per distinct K, compiled on first use and timed.
   """
 
-  def __init__(self, method, config, mesh, gather, fused=None):
+  def __init__(self, method, config: ml_collections.ConfigDict, mesh, gather, fused=None):
     self.fused = jax.default_backend() != 'cpu' if fused is None else fused
     self.mesh = mesh
     self.compile_s = 0.0
@@ -138,7 +139,7 @@ def _steps(xs):
   return jax.tree.leaves(xs)[0].shape[0]
 
 
-def train(config, workdir, fresh=False):
+def train(config: ml_collections.ConfigDict, workdir, fresh=False):
   """Train config into workdir, resuming from its latest checkpoint. Returns the final state.
 
   fresh=True starts over at step 0 in a workdir whose run once completed checkpoints that are
@@ -185,7 +186,7 @@ def _say(text):
     print(text, file=sys.stderr, flush=True)
 
 
-def _start(method, config, mesh, workdir, ckpt, fresh):
+def _start(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, fresh):
   """The state to continue from: the newest checkpoint that restores, or a new one.
 
   A workdir whose run once completed a checkpoint (ckpt.record) but has none that restores
@@ -219,7 +220,7 @@ def _start(method, config, mesh, workdir, ckpt, fresh):
   return state
 
 
-def _loop(method, config, mesh, workdir, ckpt, feeder, state):
+def _loop(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, feeder, state):
   lead = jax.process_index() == 0
   replicated = parallel.replicated(mesh)
   step = int(parallel.to_host(state.step))
@@ -229,19 +230,21 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
     ckpt.close()
     return state
   evaluating = method.makes_samples and config.get('eval', {}).get('every')
-  evaluator = evaluate.DuringTraining(config, str(workdir)) if evaluating else None
+  evaluator = evaluation.DuringTraining(config, str(workdir)) if evaluating else None
   dispatch = Dispatch(method, config, mesh, feeder.gather)
   if method.makes_samples:
     generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
     latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
                       out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
-  writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step)
+  writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step, config=config)
+  writer.hparams(config, metrics=method.progress, step=step)
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
 
   def save_samples(step):
     if method.makes_samples:
-      figures.write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
-                    f'step_{step:08d}', generate)
+      paths = figures.write_samples(method, config, state, latents,
+                                    os.path.join(workdir, 'samples'), f'step_{step:08d}', generate)
+      writer.images(step, {os.path.basename(os.path.dirname(p)): p for p in paths})
 
   pending, pending_start = [], step  # dispatch metrics not yet seen by the host
   t_start = t_last = time.time()
@@ -282,8 +285,8 @@ def _loop(method, config, mesh, workdir, ckpt, feeder, state):
           save_samples(step)
         if step % config.checkpoint_every == 0 or boundary:
           ckpt.save(step, state)
-          if method.evaluate:  # held-out scores of every saved model
-            writer.write(step, method.evaluate(config, state))
+          if method.checkpoint_scores:  # held-out scores of every saved model
+            writer.write(step, method.checkpoint_scores(config, state))
         if stopped:
           break
         if not pending:

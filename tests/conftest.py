@@ -22,6 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # same tiny steps, and a cache hit is the same executable, so results do not change.
 os.environ.setdefault('GANS_COMPILATION_CACHE',
                       os.path.join(tempfile.gettempdir(), f'gans-test-jax-cache-{os.getuid()}'))
+# matplotlib's font cache, for the same reason, outside the folders the tests watch.
+os.environ.setdefault('MPLCONFIGDIR',
+                      os.path.join(tempfile.gettempdir(), f'gans-test-mpl-{os.getuid()}'))
 
 
 def pytest_configure(config):
