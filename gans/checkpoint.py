@@ -39,19 +39,12 @@ def _lookup(tree, dotted):
   return tree
 
 
-def _flatten(prefix, value):
-  if isinstance(value, dict):
-    return {k: v for key, sub in value.items()
-            for k, v in _flatten(f'{prefix}.{key}' if prefix else key, sub).items()}
-  return {prefix: value}
-
-
 def config_changes(saved: dict, current: dict, keys=('',)):
   """['model.depth: 4 -> 5', ...] for every field under `keys` ('' = all) that differs."""
   diffs = []
   for key in keys:
-    old = _flatten(key, _lookup(saved, key) if key else saved)
-    new = _flatten(key, _lookup(current, key) if key else current)
+    old = config_lib.flatten(_lookup(saved, key) if key else saved, key)
+    new = config_lib.flatten(_lookup(current, key) if key else current, key)
     diffs += [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
               if old.get(k) != new.get(k)]
   return diffs

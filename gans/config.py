@@ -102,6 +102,14 @@ RENAMED = {
 }
 
 
+def flatten(tree, prefix: str = '') -> dict:
+  """{'model.depth': 4, ...}: the leaves of nested dicts (a config's to_dict()) by dotted name."""
+  if isinstance(tree, dict):
+    return {k: v for key, sub in tree.items()
+            for k, v in flatten(sub, f'{prefix}.{key}' if prefix else key).items()}
+  return {prefix: tree}
+
+
 def upgrade(saved: dict) -> dict:
   """A saved config (a dict, as read from config.json) with its keys renamed by RENAMED; a
   config already written with the new keys comes back unchanged. Does not modify `saved`."""

@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
+from gans import config as config_lib
 from gans import workdir as workdir_lib
 from gans.errors import UserError
 
@@ -124,17 +125,9 @@ def _truncate_events(directory, resume_step):
 def flatten(config) -> dict:
   """{dotted.name: value} of a config, values as TensorBoard's hparams take them (numbers,
   strings, booleans; anything else as its text, None left out)."""
-  out = {}
-
-  def visit(prefix, value):
-    if isinstance(value, dict):
-      for k, v in value.items():
-        visit(f'{prefix}{k}.', v)
-    elif value is not None:
-      out[prefix[:-1]] = value if isinstance(value, (bool, int, float, str)) else str(value)
-
-  visit('', config.to_dict() if hasattr(config, 'to_dict') else dict(config))
-  return out
+  tree = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
+  return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+          for k, v in config_lib.flatten(tree).items() if v is not None}
 
 
 class MetricWriter:
