@@ -5,6 +5,8 @@
   python -m gans.bench --config configs/msggan_digits.py --profile /tmp/prof  # a trace
   python -m gans.bench --sweep     # the reference table (SWEEP), bf16, one JSON line each
   python -m gans.bench --features [--batch 200] [--resolution 32]   (Inception extraction)
+  python -m gans.bench --config configs/msggan_digits.py --sample 50000 [--batch 200]
+                   (sample.py's path to an .npz, on a fresh state: wall time and images/s)
 
 Runs the trainer's own compiled dispatch (K fused steps) on synthetic uint8 data already on the
 devices, so the input pipeline is excluded; the warm-up dispatch is excluded; the step time is
@@ -18,7 +20,6 @@ collective, any host transfer. Prints one JSON line.
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import json
 import math
 import re
@@ -198,14 +199,7 @@ SWEEP = (
 
 def load_config(path, overrides):
   """A SWEEP row's config ('FILE[:variant]'), in bfloat16 compute, with its overrides."""
-  file, _, variant = path.partition(':')
-  spec = importlib.util.spec_from_file_location('bench_config', file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(variant)
-  config.model.dtype = 'bfloat16'
-  config.update_from_flattened_dict(overrides)
-  return config
+  return config_lib.from_file(path, {'model.dtype': 'bfloat16', **overrides})
 
 
 def sweep(rows, repeats, peak_tflops=None):
@@ -268,8 +262,32 @@ def extraction_benchmark(batch=200, resolution=32, channels=3, repeats=10):
           'compile_s': round(compile_s, 2)}
 
 
+def sample_benchmark(config, num, batch=200):
+  """Wall seconds and images/s of writing `num` samples to an .npz the way sample.py does
+  (gans.sampler.write_samples: generation, host copies, the writer thread), compilation
+  included, on a freshly initialised state: the time does not depend on the weights."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from gans import sampler  # pylint: disable=g-import-not-at-top
+  method, mesh = methods.get(config.method), parallel.make_mesh()
+  state = jax.device_put(jax.jit(functools.partial(method.init_state, config))(
+      jax.random.PRNGKey(0)), parallel.replicated(mesh))
+  with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.perf_counter()
+    sampler.write_samples(method, config, state, f'{tmp}/samples.npz', num, batch_size=batch,
+                          mesh=mesh, progress=False)
+    wall = time.perf_counter() - t0
+  return {'benchmark': 'sample_npz', 'config': config.method, 'num': num, 'batch': batch,
+          'devices': jax.device_count(), 'device': jax.devices()[0].device_kind,
+          'wall_s': round(wall, 2), 'images_per_s': round(num / wall, 1)}
+
+
 def main(argv):
   del argv
+  if _SAMPLE.value:
+    if _CONFIG.value is None:
+      raise UserError('--sample needs --config FILE[:variant]')
+    print(json.dumps(sample_benchmark(_CONFIG.value, _SAMPLE.value, _BATCH.value)))
+    return
   if _FEATURES.value:
     print(json.dumps(extraction_benchmark(_BATCH.value, _RESOLUTION.value, repeats=_REPEATS.value)))
     return
@@ -302,6 +320,8 @@ if __name__ == '__main__':
                                 'from the config\'s dataset, against the step.')
   _FEATURES = flags.DEFINE_bool('features', False, 'Benchmark Inception feature extraction '
                                 '(images/s) instead of training.')
-  _BATCH = flags.DEFINE_integer('batch', 200, 'Images per extraction batch (--features).')
+  _BATCH = flags.DEFINE_integer('batch', 200, 'Images per batch (--features, --sample).')
+  _SAMPLE = flags.DEFINE_integer('sample', 0, 'Time writing this many samples of --config to '
+                                 'an .npz (sample.py\'s path) instead of training.')
   _RESOLUTION = flags.DEFINE_integer('resolution', 32, 'Input resolution (--features).')
   sys.exit(cli.run(main, _CONFIG))

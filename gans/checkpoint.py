@@ -28,6 +28,12 @@ from gans.errors import UserError
 # itself (see _structure). Schedules, logging and data paths may change between runs.
 COMPATIBILITY_KEYS = ('method', 'model', 'loss.name')
 
+# State fields that older checkpoints hold and the state no longer has: left on disk at restore
+# (orbax's partial restore), never read. 'frozen': SCoGAN's frozen networks (SL's classifier,
+# PL's VGG19), since passed to the step as an argument and identified by a digest in the config
+# (gans.models.frozen); a checkpoint from before holds them and restores without them.
+RETIRED_FIELDS = ('frozen',)
+
 
 class SaveFailed(UserError):
   """A checkpoint could not be written (disk full, permissions): the run stops there."""
@@ -102,11 +108,14 @@ def _quiet_abandoned_io():
 
 class Checkpointer:
 
-  def __init__(self, directory, config, keep=3, asynchronous=True, record=None):
+  def __init__(self, directory, config, keep=3, asynchronous=True, record=None, frozen=None):
     """record: a JSON file, outside `directory`, naming the newest step known to be complete:
-    what tells a run whose checkpoints were deleted from one that never completed any."""
+    what tells a run whose checkpoints were deleted from one that never completed any.
+    frozen: {name: gans.models.frozen.Net} the run trains with, their digests recorded in
+    `config` (frozen.record_digests): a checkpoint recorded with other digests is refused."""
     _quiet_abandoned_io()
     self.config = json.loads(config.to_json())
+    self.frozen = dict(frozen or {})
     self.directory = workdir_lib.absolute(directory)
     # create=False: a start that fails before its first save leaves no empty folder behind.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
@@ -126,20 +135,44 @@ class Checkpointer:
     return sorted(self.manager.all_steps())
 
   def _check_compatible(self, step, abstract_state):
+    """Refuse a checkpoint made with another config, other frozen nets or another state;
+    returns whether it also holds RETIRED_FIELDS (restored around)."""
     saved = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     saved_config = config_lib.upgrade(saved.config)  # the keys renamed since it was saved
     meaning = config_changes(saved_config, self.config, COMPATIBILITY_KEYS)
     if meaning:
       raise UserError(f'the checkpoint in {self.directory} was made with another config '
                       f'({"; ".join(meaning)}); use a new --workdir or the original config')
+    self._check_frozen(step, saved_config)
     have = _structure(self.manager.item_metadata(step)['state'])
     want = _structure(abstract_state)
+    wanted_fields = {k.split('/')[0] for k in want}
+    retired = {k for k in have if k.split('/')[0] in RETIRED_FIELDS
+               and k.split('/')[0] not in wanted_fields}
+    have = {k: v for k, v in have.items() if k not in retired}
     if have != want:
       differing = sorted(set(have) ^ set(want)) or [k for k in want if have[k] != want[k]]
-      changes = config_changes(saved_config, self.config) or ['none: the code changed']
+      old, new = config_lib.flatten(saved_config), config_lib.flatten(self.config)
+      for net in self.frozen.values():  # a digest recorded for the first time is no change
+        old[net.digest] = old.get(net.digest) or new.get(net.digest)
+      changes = config_changes(old, new) or ['none: the code changed']
       raise UserError(f'the checkpoint at step {step} in {self.directory} holds another state '
                       f'({len(differing)} arrays differ, e.g. {differing[0]}); config changes: '
                       f'{"; ".join(changes)}; use a new --workdir or the original config')
+    return bool(retired)
+
+  def _check_frozen(self, step, saved_config):
+    """Refuse a checkpoint whose frozen networks had other digests than this run's (a digest
+    the checkpoint did not record, from before the net was used or before digests were
+    recorded, is taken as this run's)."""
+    for net in self.frozen.values():
+      saved, now = _lookup(saved_config, net.digest), _lookup(self.config, net.digest)
+      if saved and now and saved != now:
+        source = _lookup(self.config, net.source)
+        raise UserError(f'{net.source}={source!r} is not the frozen network the checkpoint at '
+                        f'step {step} in {self.directory} was trained with ({net.digest}: '
+                        f'{saved[:10]} saved, {now[:10]} now); point {net.source} back at the '
+                        'file it started with, or use a new --workdir')
 
   def restore(self, abstract_state, step=None):
     """The state at `step` (default: the newest that restores); abstract_state holds
@@ -152,9 +185,11 @@ class Checkpointer:
     steps = [step] if step is not None else self.all_steps()[::-1]
     for s in steps:
       try:
-        self._check_compatible(s, abstract_state)
-        restored = self.manager.restore(
-            s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+        if self._check_compatible(s, abstract_state):
+          restored = self._restore_without_retired(s, abstract_state)
+        else:
+          restored = self.manager.restore(
+              s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))).state
       except UserError:
         raise
       except Exception as e:  # pylint: disable=broad-except: any unreadable part damages it
@@ -163,8 +198,18 @@ class Checkpointer:
         self._set_aside(s, e)
         continue
       logging.info('restored step %d from %s', s, self.directory)
-      return restored.state
+      return restored
     return None
+
+  def _restore_without_retired(self, step, abstract_state):
+    """The state of a checkpoint that also holds RETIRED_FIELDS: orbax's partial restore (its
+    PyTree handler; the manager's standard one has no such option) reads only the arrays
+    abstract_state has."""
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_state)
+    path = self.directory / str(step) / 'state'
+    with ocp.PyTreeCheckpointer() as reader:
+      return reader.restore(path, args=ocp.args.PyTreeRestore(
+          abstract_state, restore_args=restore_args, partial_restore=True))
 
   def _set_aside(self, step, error):
     """Move a damaged checkpoint to <step>.damaged (kept for inspection; not a step to orbax,

@@ -9,7 +9,8 @@ returns are exactly what a writer saves and exactly what the evaluation feeds it
 (in a second jit): a sample written for seed s is bit-identical to the one eval.py scored for s.
 
 The batch is rounded up to a multiple of the device count; the surplus rows of the last batch
-are dropped, so exactly `num` images come out.
+are dropped, so exactly `num` images come out. `truncation` draws the same batches' latents
+through `method.truncated_latents` instead (gans/latents.py); without it nothing changes.
 """
 import dataclasses
 import functools
@@ -17,6 +18,7 @@ from typing import Iterator, Optional, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 
 from gans import parallel
 from gans.errors import UserError
@@ -54,21 +56,71 @@ def generator_label(state) -> str:
   return 'EMA' if uses_ema(state) else 'trained G'
 
 
+def latent_fn(method, truncation: Optional[float] = None):
+  """(config, key, n) -> z: method.sample_latents, or its truncated_latents at `truncation`."""
+  if truncation is None:
+    return method.sample_latents
+  if not truncation > 0:
+    raise UserError(f'--truncation={truncation} must be > 0 (components with |z| > T are '
+                    'redrawn within [-T, T])')
+  if method.truncated_latents is None:
+    raise UserError(f'{method.name} has no latent to truncate; drop --truncation')
+  return functools.partial(method.truncated_latents, threshold=truncation)
+
+
 def sample_fn(method, config: ml_collections.ConfigDict, mesh, batch: int,
-              sets: Optional[Sequence[str]] = None, domain: Optional[str] = None):
+              sets: Optional[Sequence[str]] = None, domain: Optional[str] = None,
+              truncation: Optional[float] = None):
   """jit(state, key) -> {set: uint8 [batch, H, W, C]}, sharded over the mesh's 'data' axis.
 
   `key` is the batch's key, fold_in(PRNGKey(seed), j); `sets` keeps only those image sets
-  (None: all; ('',): the headline set); `domain` picks one domain of a coupled method.
+  (None: all; ('',): the headline set); `domain` picks one domain of a coupled method, or a
+  tuple of them several (images_fn).
   """
   sharding = parallel.batch_sharding(mesh)
+  latents, images = latent_fn(method, truncation), images_fn(method, config, sets, domain)
 
   def fn(state, key):
-    z = jax.lax.with_sharding_constraint(method.sample_latents(config, key, batch), sharding)
-    out = image_sets(method, config, method.generate(config, state, z), False, domain)
-    return {k: extractors.quantize(v) for k, v in out.items() if sets is None or k in sets}
+    return images(state, jax.lax.with_sharding_constraint(latents(config, key, batch), sharding))
 
   return jax.jit(fn, out_shardings=sharding)
+
+
+def images_fn(method, config: ml_collections.ConfigDict, sets: Optional[Sequence[str]] = None,
+              domain=None):
+  """(state, z) -> {set: uint8 images} (jittable), as sample_fn makes them from its latents.
+
+  `domain` may be a tuple of domains (a coupled method's a and b from the same z): the sets are
+  then keyed '<domain>' for the headline set and '<domain>/<set>' for the others.
+  """
+  def fn(state, z):
+    outputs = method.generate(config, state, z)
+    if isinstance(domain, tuple):
+      out = {f'{d}/{k}'.rstrip('/'): v for d in domain
+             for k, v in image_sets(method, config, outputs, False, d).items()
+             if sets is None or k in sets}
+    else:
+      out = {k: v for k, v in image_sets(method, config, outputs, False, domain).items()
+             if sets is None or k in sets}
+    return {k: extractors.quantize(v) for k, v in out.items()}
+
+  return fn
+
+
+def latent_images(method, config: ml_collections.ConfigDict, state, mesh, z, batch_size: int,
+                  sets: Optional[Sequence[str]] = None, domain=None) -> dict:
+  """{set: host uint8 images} of given latents z (numpy, the same on every process), computed
+  batch by batch over the mesh as sample_fn computes a seed's (interpolations, figures)."""
+  batch = round_batch(batch_size, mesh)
+  fn = jax.jit(lambda state, z: images_fn(method, config, sets, domain)(
+      state, jax.lax.with_sharding_constraint(z, parallel.batch_sharding(mesh))),
+               out_shardings=parallel.replicated(mesh))
+  out = []
+  for start in range(0, len(z), batch):
+    chunk = np.zeros((batch,) + z.shape[1:], z.dtype)
+    chunk[:len(z) - start] = z[start:start + batch]
+    out.append(parallel.to_host(fn(state, parallel.replicate(mesh, chunk))))
+  return {k: np.concatenate([o[k] for o in out])[:len(z)] for k in out[0]}
 
 
 @functools.cache
@@ -76,9 +128,15 @@ def _gather(mesh):
   return jax.jit(lambda x: x, out_shardings=parallel.replicated(mesh))
 
 
+def to_host(mesh, images, size: int) -> dict:
+  """numpy copies of the first `size` rows of a batch that batches() yielded on the devices,
+  on every process (gathered first; every process calls this together)."""
+  return {k: v[:size] for k, v in parallel.to_host(_gather(mesh)(images)).items()}
+
+
 def batches(method, config: ml_collections.ConfigDict, state, mesh, num: int, seed: int,
             batch_size: int, sets: Optional[Sequence[str]] = None, domain: Optional[str] = None,
-            host: bool = False) -> Iterator[tuple]:
+            host: bool = False, truncation: Optional[float] = None) -> Iterator[tuple]:
   """Yields (start, size, {set: uint8 images}) covering samples start .. start+size-1 of the
   `num` samples of `seed`, batch by batch.
 
@@ -88,11 +146,11 @@ def batches(method, config: ml_collections.ConfigDict, state, mesh, num: int, se
   (gathered first). Every process calls this together: one computation over the whole mesh.
   """
   batch = round_batch(batch_size, mesh)
-  fn = sample_fn(method, config, mesh, batch, sets, domain)
+  fn = sample_fn(method, config, mesh, batch, sets, domain, truncation)
   base = jax.random.PRNGKey(seed)
   for j, start in enumerate(range(0, num, batch)):
     images = fn(state, jax.random.fold_in(base, j))
     size = min(batch, num - start)
     if host:
-      images = {k: v[:size] for k, v in parallel.to_host(_gather(mesh)(images)).items()}
+      images = to_host(mesh, images, size)
     yield start, size, images

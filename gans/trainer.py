@@ -26,6 +26,7 @@ from gans import config as config_lib
 from gans import evaluation, methods
 from gans.data import feeding
 from gans.errors import UserError
+from gans.models import frozen as frozen_models
 
 
 class Diverged(UserError):
@@ -94,27 +95,40 @@ class Dispatch:
   while loop around convolutions runs far slower than the same steps unrolled (measured in
   docs/performance.md), so there the K steps are K calls of one compiled step. Either way there
   is one executable per distinct K, compiled on first use and timed.
+
+  A method that declares frozen networks (Method.frozen) gets their params as the step's fourth
+  argument: put on every device once, passed to each call and never donated (they are not in
+  the state, so never in a checkpoint). `frozen` is that {name: params} when the caller has
+  loaded them already (the trainer, which recorded their digests); None loads them here.
   """
 
-  def __init__(self, method, config: ml_collections.ConfigDict, mesh, gather, fused=None):
+  def __init__(self, method, config: ml_collections.ConfigDict, mesh, gather, fused=None,
+               frozen=None):
     self.fused = jax.default_backend() != 'cpu' if fused is None else fused
     self.mesh = mesh
     self.compile_s = 0.0
     self.executables = {}
-    step = functools.partial(method.train_step, config)
+    if method.frozen:
+      if frozen is None:
+        frozen = frozen_models.params(method.frozen(config))
+      self.frozen = parallel.replicate(mesh, jax.device_get(frozen))
+      step = functools.partial(method.train_step, config)
+    else:
+      self.frozen = None
+      step = lambda state, batch, _: method.train_step(config, state, batch)
     out = parallel.replicated(mesh)
 
-    def scan(state, tables, xs):
-      return jax.lax.scan(lambda s, x: step(s, gather(tables, x)), state, xs)
+    def scan(state, frozen, tables, xs):
+      return jax.lax.scan(lambda s, x: step(s, gather(tables, x), frozen), state, xs)
 
-    def single(state, tables, xs, t):
+    def single(state, frozen, tables, xs, t):
       x = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), xs)
-      return step(state, gather(tables, x))
+      return step(state, gather(tables, x), frozen)
 
     self._fn = jax.jit(scan if self.fused else single, donate_argnums=0, out_shardings=out)
 
   def _executable(self, *args):
-    key = _steps(args[2]) if self.fused else 1
+    key = _steps(args[3]) if self.fused else 1
     if key not in self.executables:
       t0 = time.perf_counter()
       with jax.set_mesh(self.mesh):  # what parallel.shard_batch constrains to
@@ -125,12 +139,13 @@ class Dispatch:
   def __call__(self, state, tables, xs):
     """(state, metrics) after k steps (xs' leading axis); metrics maps names to [k] device
     arrays or, step by step, to a list of k scalars."""
+    args = (self.frozen, tables, xs)
     if self.fused:
-      return self._executable(state, tables, xs)(state, tables, xs)
+      return self._executable(state, *args)(state, *args)
     per_step = []
     for t in range(_steps(xs)):
       t = jnp.int32(t)
-      state, metrics = self._executable(state, tables, xs, t)(state, tables, xs, t)
+      state, metrics = self._executable(state, *args, t)(state, *args, t)
       per_step.append(metrics)
     return state, {k: [m[k] for m in per_step] for k in per_step[0]}
 
@@ -150,14 +165,19 @@ def train(config: ml_collections.ConfigDict, workdir, fresh=False):
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
   method = methods.get(config.method)
+  # Frozen networks: loaded once, their digests recorded in (a copy of) the config, which the
+  # checkpoints and config.json then carry; a checkpoint with other digests is refused.
+  nets = method.frozen(config) if method.frozen else {}
+  config = frozen_models.record_digests(config, nets)
   feeder = feeding.Feeder(method.sources(config), method.example_spec(config), config, mesh)
   workdir = workdir_lib.prepare(workdir)  # data and config errors come before any write
   with _holding(workdir):
     ckpt = checkpoint.Checkpointer(workdir / 'checkpoints', config, keep=config.keep_checkpoints,
-                                   record=workdir / 'last_checkpoint.json')
+                                   record=workdir / 'last_checkpoint.json', frozen=nets)
     try:
       state = _start(method, config, mesh, workdir, ckpt, fresh)
-      return _loop(method, config, mesh, workdir, ckpt, feeder, state)
+      return _loop(method, config, mesh, workdir, ckpt, feeder, state,
+                   frozen_models.params(nets) if method.frozen else None)
     except BaseException:
       ckpt.close(raising=False)
       raise
@@ -220,7 +240,8 @@ def _start(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, fresh
   return state
 
 
-def _loop(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, feeder, state):
+def _loop(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, feeder, state,
+          frozen=None):
   lead = jax.process_index() == 0
   replicated = parallel.replicated(mesh)
   step = int(parallel.to_host(state.step))
@@ -231,20 +252,21 @@ def _loop(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, feeder
     return state
   evaluating = method.makes_samples and config.get('eval', {}).get('every')
   evaluator = evaluation.DuringTraining(config, str(workdir)) if evaluating else None
-  dispatch = Dispatch(method, config, mesh, feeder.gather)
+  dispatch = Dispatch(method, config, mesh, feeder.gather, frozen=frozen)
   if method.makes_samples:
     generate = jax.jit(functools.partial(method.generate, config), out_shardings=replicated)
     latents = jax.jit(functools.partial(method.sample_latents, config, n=config.num_samples),
                       out_shardings=replicated)(jax.random.PRNGKey(config.seed + 1))
   writer = logs.MetricWriter(workdir, enabled=lead, resume_step=step, config=config)
-  writer.hparams(config, metrics=method.progress, step=step)
+  writer.hparams(metrics=method.progress, step=step)
   progress = logs.Progress(config.num_steps, config.batch_size, enabled=lead)
 
   def save_samples(step):
     if method.makes_samples:
-      paths = figures.write_samples(method, config, state, latents,
-                                    os.path.join(workdir, 'samples'), f'step_{step:08d}', generate)
-      writer.images(step, {os.path.basename(os.path.dirname(p)): p for p in paths})
+      pngs = {}  # {sheet: PNG bytes}, handed to the writer rather than read back
+      figures.write_samples(method, config, state, latents, os.path.join(workdir, 'samples'),
+                            f'step_{step:08d}', generate, pngs=pngs)
+      writer.images(step, pngs)
 
   pending, pending_start = [], step  # dispatch metrics not yet seen by the host
   t_start = t_last = time.time()
@@ -274,7 +296,7 @@ def _loop(method, config: ml_collections.ConfigDict, mesh, workdir, ckpt, feeder
                            f'{ckpt.directory}')
           now = time.time()
           rate = (step - last_logged) * config.batch_size / max(now - t_last, 1e-9)
-          scalars = logs.summarize(host)
+          scalars = logs.summarize(host, method.logged_at_step)
           writer.write(step, {**scalars, 'images_per_s': rate, 's_per_kimg': 1000 / rate,
                               'elapsed_s': now - t_start, 'compile_s': dispatch.compile_s})
           progress.update(step, rate, {n: scalars[n] for n in method.progress if n in scalars})

@@ -16,6 +16,7 @@ from gans.methods import coupled
 from gans.methods.coupled import figures as coupled_figures
 from gans.methods.coupled import step as coupled_step
 from gans.metrics import agreement
+from gans.models import frozen as frozen_models
 from gans.models import vgg
 from test_train import assert_same_state, read_metrics
 
@@ -30,6 +31,11 @@ def tiny(variant='tiny', **overrides):
 
 def _init(config, key):
   return jax.jit(functools.partial(coupled.init_state, config))(key)
+
+
+def _frozen(config):
+  """The params of the frozen networks config.reg uses, as the trainer passes them."""
+  return frozen_models.params(coupled_step.frozen_nets(config))
 
 
 def _step(config, state, batch):
@@ -134,7 +140,7 @@ ALL_COUPLINGS = {k: v for name, fields in COUPLING_FIELDS.items() if not name.st
 
 def test_couplings_update_the_generators_and_encoder_never_d_or_frozen_nets():
   """SCoGAN's step with FR, SL, CC and the weight baseline on: D's update is the uncoupled one
-  (its step never sees the couplings), the frozen classifier stays as loaded, the CC encoder
+  (its step never sees the couplings), the frozen classifier is not in the state, the CC encoder
   learns, both generators move."""
   plain_config = tiny('unshared_tiny')
   config = tiny('unshared_tiny', **ALL_COUPLINGS)
@@ -146,7 +152,7 @@ def test_couplings_update_the_generators_and_encoder_never_d_or_frozen_nets():
   after, metrics = _step(config, state, batch)
   assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ('fr', 'sl', 'cc', 'weight_sim'))
   assert_same_state(after.d_params, plain.d_params)
-  assert_same_state(after.frozen, state.frozen)
+  assert not hasattr(after, 'frozen')  # an argument of the step (Method.frozen), never saved
   assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != b)), state.e_params,
                                           after.e_params)))
   for domain in 'ab':
@@ -166,10 +172,11 @@ def test_each_coupling_reaches_both_generators_only_where_it_should(name):
   z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
   batch = _batch(config, 4)
   real = tuple(jnp.asarray(batch[k], jnp.float32) / 127.5 - 1 for k in 'ab')
+  frozen = _frozen(config)
 
   def term(params):
     gen, _ = g.apply({'params': params, **state.g_stats}, z, mutable=['batch_stats'])
-    return coupled_step.g_regularizers(config, state.frozen, params, state.e_params, z, gen, real,
+    return coupled_step.g_regularizers(config, frozen, params, state.e_params, z, gen, real,
                                   jax.random.PRNGKey(4))[name][1]
 
   grads = _norms(jax.grad(term)(state.g_params))
@@ -186,7 +193,7 @@ def test_fr_compares_the_first_convt_outputs():
   g, _ = coupled.build_models(config)
   z = coupled.sample_latents(config, jax.random.PRNGKey(3), 4)
   gen, _ = g.apply({'params': state.g_params, **state.g_stats}, z, mutable=['batch_stats'])
-  value = coupled_step.g_regularizers(config, state.frozen, state.g_params, {}, z, gen, None,
+  value = coupled_step.g_regularizers(config, _frozen(config), state.g_params, {}, z, gen, None,
                                  None)['fr'][1]
   f_a, f_b = gen[2], gen[3]
   assert f_a[1].shape[1:3] == (8, 8) and f_a[2].shape[1:3] == (16, 16)
@@ -497,3 +504,40 @@ def test_the_step_logs_the_learning_rates_it_applied():
   config = tiny(**{'optim.g_lr': 1e-4, 'reg.cc': 10.0})
   _, metrics = _step(config, _init(config, jax.random.PRNGKey(0)), _batch(config, 4))
   assert metrics['e_lr'] == metrics['g_lr'] == np.float32(1e-4)
+
+
+@pytest.mark.parametrize('attributes', ['', 'Smiling,Male,Young'])
+def test_sl_compares_softmax_classes_or_sigmoid_attributes(monkeypatch, attributes):
+  """SL's probabilities follow the frozen classifier: a softmax over classes, or for a
+  multi-label (attribute) classifier one independent sigmoid per attribute (spec §3.5: CelebA),
+  and the term is the mean squared difference of the two domains' probabilities (numpy)."""
+  from gans.methods import classifier  # pylint: disable=g-import-not-at-top
+  config = classifier.defaults()
+  config.model.update(classifier.TINY_MODEL, num_classes=3 if attributes else 10)
+  config.classifier.attributes = attributes
+  params = classifier.init_state(config, jax.random.PRNGKey(1)).params
+  monkeypatch.setattr(frozen_models, 'classifier', lambda workdir: (config, params))
+  c = coupled.tiny(coupled.defaults('scogan'))
+  c.reg.update(sl=10.0, sl_classifier='judge')
+  rng = np.random.default_rng(0)
+  x_a, x_b = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32) for _ in range(2))
+  terms = coupled_step.g_regularizers(c, {'sl': params}, None, None, None,
+                                      (x_a, x_b, None, None), None, None)
+  logits = [np.asarray(classifier.Frozen(config, params).logits(x), np.float64)
+            for x in (x_a, x_b)]
+  if attributes:
+    probs = [1 / (1 + np.exp(-z)) for z in logits]
+  else:
+    probs = [np.exp(z) / np.exp(z).sum(-1, keepdims=True) for z in logits]
+  assert terms['sl'][0] == 10.0
+  np.testing.assert_allclose(terms['sl'][1], np.mean((probs[0] - probs[1]) ** 2), rtol=1e-4)
+
+
+def test_the_sl_classifier_cannot_judge_pair_agreement():
+  c = coupled.tiny(coupled.defaults('scogan'))
+  c.reg.update(sl=10.0, sl_classifier='runs/cls')
+  c.eval.classifier = 'runs/cls'
+  with pytest.raises(UserError, match='circular'):
+    coupled.validate(c)
+  c.eval.classifier = 'runs/judge'
+  coupled.validate(c)

@@ -231,7 +231,7 @@ def test_fused_scan_dispatch_matches_step_by_step():
   results = []
   for fused in (True, False):
     state = msggan.init_state(config, jax.random.PRNGKey(0))
-    dispatch = trainer.Dispatch(msggan, config, mesh, feeder.gather, fused=fused)
+    dispatch = trainer.Dispatch(msggan.METHOD, config, mesh, feeder.gather, fused=fused)
     for start in (0, 5):
       state, metrics = dispatch(state, *feeder.get(start, 5))
     results.append((state, np.asarray(metrics['d_loss'])))

@@ -20,6 +20,7 @@ import hashlib
 import ml_collections
 import numpy as np
 
+from gans import config as config_lib
 from gans.data import sources, tfds_source
 from gans.errors import UserError
 
@@ -96,6 +97,47 @@ class Transformed(sources.ImageSource):
     return self.source.labels()
 
 
+class Union(sources.ImageSource):
+  """The examples of several sources, one after the other: a classifier that knows both
+  domains of a pair (spec coupled.md §4 #20) trains on Union(a, b)."""
+
+  def __init__(self, parts, name):
+    self.parts, self.name = list(parts), name
+    self.resolution, self.channels = self.parts[0].resolution, self.parts[0].channels
+    self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+
+  def __len__(self):
+    return int(self._starts[-1])
+
+  def fingerprint(self):
+    return sources.digest('union', *[p.fingerprint() for p in self.parts])
+
+  def __getitem__(self, indices):
+    indices = np.asarray(indices)
+    part = np.searchsorted(self._starts, indices, side='right') - 1
+    out = np.empty((len(indices), self.resolution, self.resolution, self.channels), np.uint8)
+    for i, source in enumerate(self.parts):
+      rows = np.flatnonzero(part == i)
+      if len(rows):
+        out[rows] = source[indices[rows] - self._starts[i]]
+    return out
+
+  def labels(self):
+    return np.concatenate([p.labels() for p in self.parts])
+
+
+def add_blocks(c: ml_collections.ConfigDict, name='digits2negative'):
+  """Add the blocks a pair is read from (data_b, pair) to config c, set for the pair `name`."""
+  c.data_b = config_lib.data_defaults('')  # domain b's dataset; '' = the other half of data
+  c.pair = ml_collections.ConfigDict()
+  c.pair.transform = 'negative'  # domain b = T(images): none, negative, edge, rotate
+  c.pair.pad = 2  # black border added after the transform (28 -> 32, §4 #2)
+  c.pair.attribute = ''  # CelebA: domain a with it, b without
+  c.pair.prune_classifier = ''  # keep domain-b images this classifier is confident about
+  c.pair.prune_min_confidence = 0.4
+  return configure(c, name)
+
+
 def make_sources(config: ml_collections.ConfigDict, resolution, channels):
   """{'a': source, 'b': source} for config.data, config.data_b and config.pair."""
   pair = config.pair
@@ -116,17 +158,23 @@ def make_sources(config: ml_collections.ConfigDict, resolution, channels):
   return {'a': Transformed(a, 'none', pair.pad), 'b': Transformed(b, pair.transform, pair.pad)}
 
 
-def attribute_values(data_config: ml_collections.ConfigDict, attribute):
-  """bool [N]: which examples of a TFDS dataset with an 'attributes' feature (celeb_a) have
-  `attribute`. Reads every record once (TFDS decodes the image too: minutes for CelebA)."""
+def attribute_values(data_config: ml_collections.ConfigDict, attributes):
+  """bool [N] (one attribute name) or [N, A] (a sequence of names): which examples of a TFDS
+  dataset with an 'attributes' feature (celeb_a) have each attribute. Reads every record once
+  (TFDS decodes the image too: minutes for CelebA), whatever the number of attributes."""
+  names = [attributes] if isinstance(attributes, str) else list(attributes)
   records = tfds_source.open_tfds(data_config.name, data_config.split,
                                  data_config.get('data_dir') or None)
   first = records[0]
-  if 'attributes' not in first or attribute not in first['attributes']:
-    known = ', '.join(sorted(first.get('attributes', {}))) or 'none'
-    raise UserError(f'{data_config.name} has no attribute {attribute!r}; its attributes: {known}')
-  read = lambda i: bool(records[i]['attributes'][attribute])
-  return np.array(list(sources.pool().map(read, range(len(records)))))
+  for attribute in names:
+    if 'attributes' not in first or attribute not in first['attributes']:
+      known = ', '.join(sorted(first.get('attributes', {}))) or 'none'
+      raise UserError(f'{data_config.name} has no attribute {attribute!r}; its attributes: '
+                      f'{known}')
+  read = lambda i: [bool(records[i]['attributes'][a]) for a in names]
+  values = np.array(list(sources.pool().map(read, range(len(records)))), bool).reshape(
+      len(records), len(names))
+  return values[:, 0] if isinstance(attributes, str) else values
 
 
 def prune(source, classifier_workdir, min_confidence):
@@ -134,6 +182,7 @@ def prune(source, classifier_workdir, min_confidence):
   (SCoGAN's `mnist2svhn_prune` keeps SVHN digits a classifier finds legible, at 0.4)."""
   import jax  # pylint: disable=g-import-not-at-top
   from gans.methods import classifier  # pylint: disable=g-import-not-at-top
+  from gans.models import frozen as frozen_models  # pylint: disable=g-import-not-at-top
   frozen = classifier.load_frozen(classifier_workdir)
   confidence = jax.jit(lambda p, x: jax.nn.softmax(
       classifier.Frozen(frozen.config, p).logits(x.astype('float32') / 127.5 - 1)).max(-1))
@@ -145,7 +194,7 @@ def prune(source, classifier_workdir, min_confidence):
     raise UserError(f'no image of {source.name} reaches confidence {min_confidence} under the '
                     f'classifier in {classifier_workdir}; lower pair.prune_min_confidence')
   return Subset(source, keep, f'{source.name}[conf>={min_confidence}]',
-                salt=sources.array_digest(frozen.params))
+                salt=frozen_models.array_digest(frozen.params))
 
 
 # Presets: what configs/ and users pick by name. Each sets config.data, config.data_b and

@@ -38,17 +38,6 @@ def digest(*parts) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def array_digest(tree) -> str:
-  """A digest of a pytree of arrays' dtypes, shapes and bytes (a classifier's parameters)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  h = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    a = np.ascontiguousarray(np.asarray(leaf))
-    h.update(f'{jax.tree_util.keystr(path)} {a.dtype} {a.shape}'.encode())
-    h.update(a.tobytes())
-  return h.hexdigest()[:20]
-
-
 def prepare_image(image, resolution: int, channels: int, center_crop: int = 0) -> np.ndarray:
   """Converts a numpy HW/HWC uint8 array, PIL image or encoded bytes to uint8 [R, R, C].
 
@@ -235,9 +224,10 @@ class LabelledSource:
   """Images with their classes:
   source[indices] -> {'image': uint8 [n, R, R, C], 'label': int32 [n]}."""
 
-  def __init__(self, images: ImageSource):
+  def __init__(self, images: ImageSource, labels: np.ndarray | None = None):
+    """`labels` overrides the images' classes (e.g. attribute vectors), one row per image."""
     self.images, self.name = images, images.name
-    self._labels = images.labels()
+    self._labels = images.labels() if labels is None else labels
 
   def __len__(self) -> int:
     return len(self.images)

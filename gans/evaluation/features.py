@@ -27,6 +27,7 @@ from gans import workdir as workdir_lib
 from gans.data import sources as sources_lib
 from gans.errors import UserError
 from gans.metrics import extractors, fid
+from gans.models import frozen as frozen_models
 
 # Part of every reference cache key: bump it when the features of the same images can change
 # (the resize, the quantisation, the extractors' network code, the real side's image path).
@@ -177,7 +178,7 @@ def extractor_identity(extractor):
   there), its convention, and a digest of its parameters when no weights digest stands for
   them (a project classifier: retrained in the same workdir, it is another extractor)."""
   info = {k: v for k, v in extractor.info.items() if k != 'weights'}
-  params = None if 'weights_sha256' in info else sources_lib.array_digest(extractor.params)
+  params = None if 'weights_sha256' in info else frozen_models.array_digest(extractor.params)
   return {'name': extractor.name, 'info': info, 'params_sha256': params,
           'convention': extractor.info.get('convention')}
 

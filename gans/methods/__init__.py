@@ -38,6 +38,10 @@ class Method:
                                    sources(config), with a batch axis on every array
     tiny_model: dict               model fields of the `tiny` variant (config.make_tiny)
     progress: tuple                metric names shown on the progress line
+    logged_at_step: tuple          metrics logged with their value at the logged step (the
+                                   last of the interval: a state such as BEGAN's k, or M)
+                                   rather than their mean over the log interval; the mean is
+                                   logged too, as <name>_mean
 
   For a generator (all but the classifier):
     image_shape(config) -> (R, R, C)   the images the sources hold, at the model's resolution
@@ -46,6 +50,12 @@ class Method:
     sheets(config, host_outputs) -> [(name, images in [-1, 1], columns or None)]
 
   Optional:
+    frozen(config) -> {name: gans.models.frozen.Net}   networks the step uses but never trains
+                                   (SCoGAN's SL classifier, PL's VGG19), loaded on the host
+                                   once. The trainer passes their params, replicated, as
+                                   train_step(config, state, batch, frozen) and records each
+                                   one's digest in the config field Net.digest; they are
+                                   never in the state, so never in a checkpoint
     checkpoint_scores(config, state) -> {name: float}   held-out scores, logged at every
                                    checkpoint (the classifier's accuracy, coupled pair agreement)
     figures(config, state, workdir) -> [paths]   the method's own figures for eval.py
@@ -58,6 +68,16 @@ class Method:
     eval_domains(config) -> names  a generator of several domains (CoGAN's a and b): metrics
                                    per domain, against that stream of sources(config), with
                                    the domain as the two hooks' third argument
+    generator_variables(config, state) -> pytree   what the generator that samples runs on
+                                   (MSG-GAN: g_ema and g_stats): what sample.py --export saves
+    apply_generator(config, variables, z)   jittable; the generator alone on those variables:
+                                   images in [-1, 1], a tuple of one batch per domain
+                                   (eval_domains), or a list of scales, low -> high; generate()
+                                   is built on it, so an exported generator cannot drift
+    latent_prior(config) -> 'normal' | 'uniform'   each latent component's distribution before
+                                   the method's normalisation (slerp or lerp walks)
+    truncated_latents(config, key, n, threshold) -> z   sample_latents conditioned on
+                                   |z_i| <= threshold, as gans/latents.py defines it
   """
   name: str
   defaults: Callable[..., Any]
@@ -68,6 +88,8 @@ class Method:
   train_step: Callable[..., Any]
   tiny_model: dict
   progress: tuple
+  logged_at_step: tuple = ()
+  frozen: Optional[Callable[..., Any]] = None
   image_shape: Optional[Callable[..., Any]] = None
   sample_latents: Optional[Callable[..., Any]] = None
   generate: Optional[Callable[..., Any]] = None
@@ -78,6 +100,10 @@ class Method:
   eval_sets: Optional[Callable[..., Any]] = None
   real_eval_sets: Optional[Callable[..., Any]] = None
   eval_domains: Optional[Callable[..., Any]] = None
+  generator_variables: Optional[Callable[..., Any]] = None
+  apply_generator: Optional[Callable[..., Any]] = None
+  latent_prior: Optional[Callable[..., Any]] = None
+  truncated_latents: Optional[Callable[..., Any]] = None
 
   @property
   def makes_samples(self) -> bool:

@@ -19,7 +19,7 @@ import optax
 
 from gans import config as config_lib
 from gans import methods
-from gans import figures, health, layers, losses, parallel, regularizers
+from gans import figures, health, latents, layers, losses, parallel, regularizers
 from gans.methods import common
 from gans.data import feeding
 from gans.models import msggan as models
@@ -132,13 +132,23 @@ def optimizers(config: ml_collections.ConfigDict):
   return (optax.adam(o.g_lr, o.b1, o.b2, o.eps), optax.adam(o.d_lr, o.b1, o.b2, o.eps))
 
 
-def sample_latents(config: ml_collections.ConfigDict, key, n):
-  """z ~ N(0, I), rescaled to norm sqrt(latent_size) when config.msggan.normalize_latents
-  (BMSG-GAN)."""
-  z = jax.random.normal(key, (n, config.model.latent_size))
+def _normalize(config: ml_collections.ConfigDict, z):
   if config.msggan.normalize_latents:
     z = z * (math.sqrt(config.model.latent_size) / jnp.linalg.norm(z, axis=-1, keepdims=True))
   return z
+
+
+def sample_latents(config: ml_collections.ConfigDict, key, n):
+  """z ~ N(0, I), rescaled to norm sqrt(latent_size) when config.msggan.normalize_latents
+  (BMSG-GAN)."""
+  return _normalize(config, jax.random.normal(key, (n, config.model.latent_size)))
+
+
+def truncated_latents(config: ml_collections.ConfigDict, key, n, threshold):
+  """sample_latents' draw with its components beyond +-threshold redrawn inside, then
+  normalised as sample_latents does (gans/latents.py)."""
+  z = jax.random.normal(key, (n, config.model.latent_size))
+  return _normalize(config, latents.truncate_normal(key, z, threshold))
 
 
 def init_state(config: ml_collections.ConfigDict, key):
@@ -263,11 +273,21 @@ def train_step(config: ml_collections.ConfigDict, state: TrainState, images, opt
                      'g_lr': jnp.float32(config.optim.g_lr), 'd_lr': jnp.float32(config.optim.d_lr)}
 
 
+def generator_variables(config: ml_collections.ConfigDict, state: TrainState, ema=True):
+  """The (EMA) generator's variables: its params and its spectral-norm vectors."""
+  del config
+  return {'params': state.g_ema if ema else state.g_params, **state.g_stats}
+
+
+def apply_generator(config: ml_collections.ConfigDict, variables, z):
+  """All scales of the generator on `variables` for latents z, low -> high resolution."""
+  g, _ = build_models(config)
+  return g.apply(variables, z)
+
+
 def generate(config: ml_collections.ConfigDict, state: TrainState, z, ema=True):
   """All scales of the (EMA) generator for latents z, low -> high resolution."""
-  g, _ = build_models(config)
-  params = state.g_ema if ema else state.g_params
-  return g.apply({'params': params, **state.g_stats}, z)
+  return apply_generator(config, generator_variables(config, state, ema), z)
 
 
 def eval_sets(config: ml_collections.ConfigDict, outputs):
@@ -325,4 +345,6 @@ METHOD = methods.Method(
     example_spec=example_spec, image_shape=image_shape, init_state=init_state,
     train_step=train_step, tiny_model=TINY_MODEL, progress=PROGRESS,
     sample_latents=sample_latents, generate=generate, sheets=sheets, flops=flops,
-    eval_sets=eval_sets, real_eval_sets=real_eval_sets)
+    eval_sets=eval_sets, real_eval_sets=real_eval_sets,
+    generator_variables=generator_variables, apply_generator=apply_generator,
+    latent_prior=lambda config: 'normal', truncated_latents=truncated_latents)

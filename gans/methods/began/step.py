@@ -7,7 +7,9 @@ One step (spec §2, §9 decisions 6, 7, 12): z_D and z_G are separate draws (the
   L_G = L(G(z_G)), D's parameters held fixed    w.r.t. G (through the target and D(G(z_G)))
 
 then both Adam updates, then k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) from
-the step's pre-update losses. M = L(x) + |gamma L(x) - L(G(z_G))| is logged every step.
+the step's pre-update losses. M = L(x) + |gamma L(x) - L(G(z_G))| is computed every step; the
+log holds M and k at the logged step and, as M_mean and k_mean, their means over the log
+interval (Method.logged_at_step).
 
 The learning rate is part of the state's arithmetic, not of optax's: Adam's direction comes from
 optax.scale_by_adam and the step multiplies it by the lr of the schedule, so both schedules and
@@ -47,11 +49,19 @@ def image_shape(config: ml_collections.ConfigDict):
 sources, example_spec = methods.one_image_stream(image_shape)
 
 
+def widths(config: ml_collections.ConfigDict):
+  """(G's width, D's width): model.g_n and model.d_n, each model.n where 0 or absent (a run
+  saved before the two existed)."""
+  m = config.model
+  return m.get('g_n', 0) or m.n, m.get('d_n', 0) or m.n
+
+
 def build_models(config: ml_collections.ConfigDict):
   m = config.model
-  fields = dict(resolution=m.resolution, n=m.n, channels=m.image_channels, repeat=m.repeat,
+  g_n, d_n = widths(config)
+  fields = dict(resolution=m.resolution, channels=m.image_channels, repeat=m.repeat,
                 skip=m.skip, tanh=m.tanh, dtype=jnp.dtype(m.dtype))
-  return models.Decoder(**fields), models.Discriminator(h=m.h, **fields)
+  return models.Decoder(n=g_n, **fields), models.Discriminator(n=d_n, h=m.h, **fields)
 
 
 def adam(config: ml_collections.ConfigDict):
@@ -194,11 +204,23 @@ def train_step(config: ml_collections.ConfigDict, state: TrainState, images):
                      **health.norms('d', d_grads, state.d_params, d_params)}
 
 
+def generator_variables(config: ml_collections.ConfigDict, state: TrainState):
+  """G's params and the step, whose vanishing residuals' carry G depends on."""
+  del config
+  return {'params': state.g_params, 'step': state.step}
+
+
+def apply_generator(config: ml_collections.ConfigDict, variables, z):
+  """G(z) on generator_variables, float32 in about [-1, 1]."""
+  g, _ = build_models(config)
+  return g.apply({'params': variables['params']}, z, carry(config, variables['step']))
+
+
 def generate(config: ml_collections.ConfigDict, state: TrainState, z):
   """{'samples': G(z), 'reconstructions': D(G(z))}, float32 in about [-1, 1]."""
-  g, d = build_models(config)
+  _, d = build_models(config)
+  fake = apply_generator(config, generator_variables(config, state), z)
   c = carry(config, state.step)
-  fake = g.apply({'params': state.g_params}, z, c)
   return {'samples': fake, 'reconstructions': d.apply({'params': state.d_params}, fake, c)}
 
 

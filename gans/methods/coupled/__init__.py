@@ -17,12 +17,12 @@ import functools
 import jax
 import ml_collections
 
-from gans import methods
+from gans import latents, methods
 from gans.methods.coupled.config import defaults, parse_variant, tiny, validate
 from gans.methods.coupled import figures, step
-from gans.methods.coupled.step import (build_models, example_spec, flops, generate,
-                                       image_shape, init_state, sample_latents, sources,
-                                       train_step)
+from gans.methods.coupled.step import (apply_generator, build_models, example_spec, flops,
+                                       generate, generator_variables, image_shape, init_state,
+                                       sample_latents, sources, train_step)
 from gans.metrics import agreement
 
 PROGRESS = ('d_loss', 'g_loss')
@@ -45,6 +45,18 @@ def real_eval_sets(config: ml_collections.ConfigDict, images, domain):
   return {'': images}
 
 
+def latent_prior(config: ml_collections.ConfigDict):
+  return config.coupled.latent_dist
+
+
+def truncated_latents(config: ml_collections.ConfigDict, key, n, threshold):
+  """sample_latents conditioned on |z_i| <= threshold, for either prior (gans/latents.py)."""
+  z = sample_latents(config, key, n)
+  if config.coupled.latent_dist == 'normal':
+    return latents.truncate_normal(key, z, threshold)
+  return latents.shrink_uniform(z, threshold)
+
+
 def checkpoint_scores(config: ml_collections.ConfigDict, state):
   """Pair agreement of eval.num_pairs fixed latents (gans.metrics.agreement.pair_scores): pixel
   agreement when domain b is a pixel transform of a, classifier pair agreement when
@@ -59,10 +71,13 @@ def checkpoint_scores(config: ml_collections.ConfigDict, state):
 
 _COUPLED = dict(
     validate=validate, sources=sources, example_spec=example_spec, image_shape=image_shape,
-    init_state=init_state, train_step=train_step, tiny_model=TINY_MODEL, progress=PROGRESS,
+    init_state=init_state, train_step=train_step, frozen=step.frozen_nets,
+    tiny_model=TINY_MODEL, progress=PROGRESS,
     sample_latents=sample_latents, generate=generate, sheets=figures.sheets,
     checkpoint_scores=checkpoint_scores, figures=figures.figures, flops=flops, eval_sets=eval_sets,
-    real_eval_sets=real_eval_sets, eval_domains=eval_domains)
+    real_eval_sets=real_eval_sets, eval_domains=eval_domains,
+    generator_variables=generator_variables, apply_generator=apply_generator,
+    latent_prior=latent_prior, truncated_latents=truncated_latents)
 COGAN = methods.Method(name='cogan', defaults=functools.partial(defaults, 'cogan'), **_COUPLED)
 SCOGAN = methods.Method(name='scogan', defaults=functools.partial(defaults, 'scogan'),
                         **_COUPLED)

@@ -6,6 +6,7 @@ from gans import config as config_lib
 from gans.data import pairs
 from gans.methods.coupled import step
 from gans.models import cogan as models
+from gans.models import frozen
 
 RESOLUTIONS = {'digits32': (32,), 'digits28': (28,), 'faces': (64, 128)}
 
@@ -56,15 +57,12 @@ def defaults(method: str = 'cogan') -> ml_collections.ConfigDict:
   c.reg.pl_vgg_weights = ''  # or 'untrained_vgg19' (random stand-in for smoke tests)
   c.reg.pl_classifier = ''
   c.reg.pl_gram = 'batch_mean'  # §4 #22; 'per_sample' is the reference's parity option
+  # The frozen nets' array digests (gans.models.frozen.array_digest): '' = recorded at the first
+  # start (config.json); a resume, or a digest set here, with other weights is refused.
+  c.reg.sl_classifier_digest = ''
+  c.reg.pl_net_digest = ''
 
-  c.data_b = config_lib.data_defaults('')  # domain b's dataset; '' = the other half of data
-  c.pair = ml_collections.ConfigDict()
-  c.pair.transform = 'negative'  # domain b = T(images): none, negative, edge, rotate
-  c.pair.pad = 2  # black border added after the transform (28 -> 32, §4 #2)
-  c.pair.attribute = ''  # CelebA: domain a with it, b without
-  c.pair.prune_classifier = ''  # keep domain-b images this classifier is confident about
-  c.pair.prune_min_confidence = 0.4
-  pairs.configure(c, 'digits2negative')
+  pairs.add_blocks(c, 'digits2negative')  # data_b and pair: the two domains
 
   # Beside the shared eval block (config.eval_defaults): eval.classifier is the same project
   # classifier there and here, the judge of pair agreement.
@@ -124,10 +122,19 @@ def validate(config: ml_collections.ConfigDict):
   check(1 <= r.fr_layers <= len(g_layers) - 2, f'reg.fr_layers={r.fr_layers} must be in 1..'
         f'{len(g_layers) - 2} (ConvT blocks before the output)')
   check(not r.sl or r.sl_classifier, 'reg.sl > 0 needs reg.sl_classifier=WORKDIR of a classifier '
-        'trained on both domains (python train.py --config configs/classifier_digits.py ...)')
+        'trained on both domains (python train.py --config configs/classifier_pair.py ...)')
+  judge = config.eval.get('classifier') or ''
+  check(not r.sl or r.sl_classifier == frozen.UNTRAINED or r.sl_classifier != judge,
+        f'reg.sl_classifier and eval.classifier are both {judge!r}: pair agreement judged by '
+        'the classifier SL trained the generators to please is circular; judge with another '
+        '(e.g. configs/classifier_pair.py trained with another --config.seed)')
   check(0 <= r.cc_dropout < 1, f'reg.cc_dropout={r.cc_dropout} must be in [0, 1)')
   check(r.pl_net in ('vgg19', 'classifier', 'untrained_vgg19'),
         f'reg.pl_net={r.pl_net!r}; use vgg19, classifier or untrained_vgg19')
+  for name in ('sl_classifier_digest', 'pl_net_digest'):  # absent from configs saved before
+    digest = r.get(name) or ''
+    check(not set(digest) - set('0123456789abcdef'), f'reg.{name}={digest!r} is not a digest: '
+          'copy it from a run\'s config.json, or leave it empty')
   check(r.pl_gram in ('batch_mean', 'per_sample'), f'reg.pl_gram={r.pl_gram!r}; use batch_mean '
         'or per_sample')
   if r.pl_content or r.pl_style:

@@ -5,8 +5,10 @@ Both games are summed into one loss per network and differentiated once: a share
 gets the gradients of both domains' losses, and a coupling term added to both generators'
 losses (as the reference does, each generator updated from its own loss only) gets exactly the
 reference's per-generator gradient, since neither adversarial loss depends on the other
-generator. Frozen networks (SL's classifier, PL's feature net) live in the state, so a resumed
-run uses exactly the weights it started with, and are never differentiated.
+generator. Frozen networks (SL's classifier, PL's feature net) are not in the state: the trainer
+loads them once (`frozen_nets`), passes them to every step as an argument and records their digests
+in the config, so checkpoints hold only what is trained and a resume with other weights is
+refused (gans.models.frozen); they are never differentiated.
 """
 import functools
 import json
@@ -34,7 +36,6 @@ class TrainState(common.GanState):
   d_opt: Any
   e_params: Any  # CC's shared encoder ({} without CC)
   e_opt: Any
-  frozen: Any  # {'sl': classifier params, 'pl': feature-net params}, as used
 
 
 def layer_lists(config: ml_collections.ConfigDict):
@@ -102,9 +103,13 @@ def init_state(config: ml_collections.ConfigDict, key):
                     g_opt=adam(config, config.optim.g_lr, g_params).init(g_params),
                     d_opt=adam(config, config.optim.d_lr, d_params).init(d_params),
                     e_params=e_params,
-                    e_opt=adam(config, config.optim.g_lr, e_params).init(e_params),
-                    frozen=frozen_models.load_params(config.reg, config.model.g_divisor,
-                                                     image_shape(config)))
+                    e_opt=adam(config, config.optim.g_lr, e_params).init(e_params))
+
+
+def frozen_nets(config: ml_collections.ConfigDict):
+  """{'sl': classifier, 'pl': feature net} (gans.models.frozen.Net) of the networks config.reg
+  uses, loaded on this host: Method.frozen. train_step takes their params as `frozen`."""
+  return frozen_models.load(config.reg, config.model.g_divisor, image_shape(config))
 
 
 def _bce(logits, target):
@@ -132,7 +137,7 @@ def g_regularizers(config: ml_collections.ConfigDict, frozen, g_params, e_params
     terms['fr'] = (r.fr, regularizers.feature_regularizer(f_a[1:1 + r.fr_layers],
                                                           f_b[1:1 + r.fr_layers]))
   if r.sl:
-    probs = [jax.nn.softmax(frozen_models.classifier_features(r.sl_classifier, frozen['sl'], x)[0])
+    probs = [frozen_models.classifier_probabilities(r.sl_classifier, frozen['sl'], x)
              for x in (x_a, x_b)]
     terms['sl'] = (r.sl, regularizers.semantic_loss(*probs))
   if r.cc:
@@ -153,8 +158,16 @@ def g_regularizers(config: ml_collections.ConfigDict, frozen, g_params, e_params
   return terms
 
 
-def train_step(config: ml_collections.ConfigDict, state: TrainState, batch):
-  """One D update, then config.coupled.g_steps G updates, on {'a', 'b'} uint8 batches."""
+def train_step(config: ml_collections.ConfigDict, state: TrainState, batch, frozen=None):
+  """One D update, then config.coupled.g_steps G updates, on {'a', 'b'} uint8 batches.
+
+  frozen: {'sl': params, 'pl': params} of the networks config.reg uses (the params of
+  frozen_nets(config); the trainer passes them replicated, never donated); None loads them
+  here, as constants of the compiled step (for direct calls).
+  """
+  if frozen is None:
+    frozen = frozen_models.params(frozen_models.load(config.reg, config.model.g_divisor,
+                                                     image_shape(config)))
   g, d = build_models(config)
   o, knobs = config.optim, config.coupled
   g_tx, d_tx = adam(config, o.g_lr, state.g_params), adam(config, o.d_lr, state.d_params)
@@ -195,7 +208,7 @@ def train_step(config: ml_collections.ConfigDict, state: TrainState, batch):
       gen, new_stats = train_apply(g, g_params, g_stats, z, rng=k_g)
       (l_a, l_b), _ = train_apply(d, d_params, d_stats, gen[0], gen[1], rng=k_d)
       adv = _bce(l_a, 1.0) + _bce(l_b, 1.0)  # non-saturating
-      terms = g_regularizers(config, state.frozen, g_params, e_params, z, gen, real, k_e)
+      terms = g_regularizers(config, frozen, g_params, e_params, z, gen, real, k_e)
       total = adv + sum(w * v for w, v in terms.values())
       cc = terms['cc'][1] if 'cc' in terms else jnp.zeros(())
       return (total, cc), (new_stats, {'g_adv': adv, **{k: v for k, (_, v) in terms.items()}})
@@ -226,8 +239,18 @@ def generate(config: ml_collections.ConfigDict, state: TrainState, z):
   BatchNorm uses its running averages (model.sample_mode='running'), so an image depends on its
   own z only; 'batch' normalises with the statistics of this batch of z, as in training.
   """
+  return apply_generator(config, generator_variables(config, state), z)
+
+
+def generator_variables(config: ml_collections.ConfigDict, state: TrainState):
+  """G's params and its BatchNorm statistics."""
+  del config
+  return {'params': state.g_params, **state.g_stats}
+
+
+def apply_generator(config: ml_collections.ConfigDict, variables, z):
+  """(x_a, x_b) of the generator on generator_variables, as generate() describes."""
   g, _ = build_models(config)
-  variables = {'params': state.g_params, **state.g_stats}
   if config.model.sample_mode == 'batch':
     out, _ = g.apply(variables, z, train=True, mutable=['batch_stats'])
   else:
