@@ -46,17 +46,20 @@ def grid(images, ncol=None, pad=1):
   return out
 
 
+def png_bytes(image) -> bytes:
+  """A PIL image encoded as PNG."""
+  buffer = io.BytesIO()
+  image.save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
 def save_png(image, path):
   """Write a PIL image to path, a local path or a URL (gs://...), creating its folders."""
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open('wb') as f:
-    image.save(f, format='PNG')
-  return str(path)
+  return _write(png_bytes(image), path)
 
 
-def save_grid(images, path, ncol=None, min_tile=64):
-  """Write a sheet of [-1, 1] images to path (directories created); returns the path.
+def grid_png(images, ncol=None, min_tile=64) -> bytes:
+  """A sheet of [-1, 1] images, encoded as PNG.
 
   Tiles smaller than min_tile pixels are enlarged by an integer nearest-neighbour factor, so a
   sheet of 8x8 or 16x16 samples is big enough to look at.
@@ -64,7 +67,13 @@ def save_grid(images, path, ncol=None, min_tile=64):
   images = np.asarray(images)
   factor = max(1, -(-min_tile // min(images.shape[1:3])))
   sheet = grid(to_uint8(upsample(images, factor)), ncol)
-  return save_png(Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet), path)
+  return png_bytes(Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet))
+
+
+def save_grid(images, path, ncol=None, min_tile=64):
+  """Write a sheet of [-1, 1] images (grid_png) to path (directories created); returns the
+  path."""
+  return _write(grid_png(images, ncol, min_tile), path)
 
 
 def slerp(t, a, b):
@@ -230,8 +239,10 @@ def slerp_walk(z0, z1, steps):
 
 
 def write_samples(method, config: ml_collections.ConfigDict, state, latents, directory, tag,
-                  generate=None):
-  """Write the method's sample sheets for `latents` into directory/<sheet>/<tag>.png.
+                  generate=None, pngs=None):
+  """Write the method's sample sheets for `latents` into directory/<sheet>/<tag>.png; returns
+  the paths. A dict passed as `pngs` receives {sheet name: the PNG bytes written}, so that a
+  caller logging the sheets (logs.MetricWriter.images) need not read them back.
 
   All processes must call it (generation is one global computation); process 0 writes.
   """
@@ -240,5 +251,8 @@ def write_samples(method, config: ml_collections.ConfigDict, state, latents, dir
   paths = []
   if jax.process_index() == 0:
     for name, images, ncol in method.sheets(config, outputs):
-      paths.append(save_grid(images, os.path.join(directory, name, f'{tag}.png'), ncol))
+      png = grid_png(images, ncol)
+      paths.append(_write(png, os.path.join(directory, name, f'{tag}.png')))
+      if pngs is not None:
+        pngs[name] = png
   return paths

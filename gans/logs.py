@@ -143,6 +143,8 @@ class MetricWriter:
   continues the same W&B run (its id is in DIR/wandb_run.json) from the first step W&B has not
   seen.
 
+  The config is given once, at construction: W&B records it there and `hparams` writes it.
+
   An object store (gs://) has no append: there every write uploads the whole file again, which
   replaces the object at once, so a reader never sees half of it; the event files too (see
   _UploadedFile).
@@ -151,6 +153,7 @@ class MetricWriter:
   def __init__(self, workdir, enabled=True, resume_step=0,
                config: ml_collections.ConfigDict | None = None):
     self.enabled = enabled
+    self._config = config
     self._wandb = None
     if enabled:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -179,14 +182,17 @@ class MetricWriter:
           self.close()
           raise
 
-  def hparams(self, config: ml_collections.ConfigDict, metrics=(), step=0):
-    """The run's config in TensorBoard's hparams plugin, in the run's own event file (so the
-    HPARAMS tab lists this run, not a sub-folder); `metrics` are the scalar tags shown beside
-    it. Written once per start: a resume drops the previous start's."""
+  def hparams(self, metrics=(), step=0):
+    """The run's config (the one given at construction) in TensorBoard's hparams plugin, in the
+    run's own event file (so the HPARAMS tab lists this run, not a sub-folder); `metrics` are
+    the scalar tags shown beside it. Written once per start: a resume drops the previous
+    start's."""
     if not self.enabled:
       return
+    if self._config is None:
+      raise ValueError('MetricWriter.hparams needs the config: pass config= at construction')
     from tensorboardX.summary import hparams  # pylint: disable=g-import-not-at-top
-    experiment, start, _ = hparams(flatten(config), {m: None for m in metrics})
+    experiment, start, _ = hparams(flatten(self._config), {m: None for m in metrics})
     for summary in (experiment, start):
       self._tb.file_writer.add_summary(summary, int(step))
     self._tb.flush()
@@ -209,15 +215,15 @@ class MetricWriter:
       self._wandb.log(step, {k: float(v) for k, v in scalars.items()})
 
   def images(self, step, sheets):
-    """{name: PNG path} as images tagged samples/<name>: the sheets written to disk, as they are
-    (the PNG bytes go into the event file unchanged)."""
+    """{name: PNG bytes} as images tagged samples/<name>: the sheets as figures.write_samples
+    encoded and wrote them (handed over, not read back: on an object store that would be one
+    download per sheet), into the event file unchanged."""
     if not self.enabled or not sheets:
       return
     from PIL import Image  # pylint: disable=g-import-not-at-top
     from tensorboardX.proto.summary_pb2 import Summary  # pylint: disable=g-import-not-at-top
     pictures, summaries = {}, []
-    for name, path in sheets.items():
-      png = epath.Path(path).read_bytes()
+    for name, png in sheets.items():
       picture = Image.open(io.BytesIO(png))
       pictures[f'samples/{name}'] = picture
       image = Summary.Image(height=picture.height, width=picture.width,
@@ -333,11 +339,18 @@ class Progress:
       self.stream.write('\n')
 
 
-def summarize(metrics_list):
-  """Mean of each metric over a list of {name: k values} dispatch results."""
-  keys = metrics_list[0].keys()
-  return {k: float(np.mean(np.concatenate([np.ravel(np.asarray(m[k])) for m in metrics_list])))
-          for k in keys}
+def summarize(metrics_list, at_step=()):
+  """{name: value} of a log interval from a list of {name: k values} dispatch results: the mean
+  over the interval's steps, except for the names in `at_step`, logged with their value at the
+  interval's last step (the logged step) and with their mean as <name>_mean."""
+  summary = {}
+  for k in metrics_list[0]:
+    values = np.concatenate([np.ravel(np.asarray(m[k])) for m in metrics_list])
+    if k in at_step:
+      summary[k], summary[f'{k}_mean'] = float(values[-1]), float(np.mean(values))
+    else:
+      summary[k] = float(np.mean(values))
+  return summary
 
 
 def first_nonfinite(metrics_list, first_step):

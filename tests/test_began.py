@@ -58,6 +58,37 @@ def test_autoencoder_and_generator_shapes(resolution, skip):
     assert decoder['level1_conv0']['kernel'].shape == (3, 3, 8 if skip else 4, 4)
 
 
+def test_g_and_d_widths_default_to_n_and_can_differ():
+  """model.g_n and model.d_n (spec §6 #5): G's decoder has width g_n, D's encoder and decoder
+  d_n (the encoder growing d_n, 2 d_n, ...); 0, or a config saved before the two fields, means
+  model.n. The parameter counts are those of the layer lists written out."""
+  shape = lambda c: jax.eval_shape(functools.partial(began.init_state, c), jax.random.PRNGKey(0))
+  size = lambda tree: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+  conv = lambda cin, cout: 9 * cin * cout + cout
+  dense = lambda cin, cout: cin * cout + cout
+  # 16x16 grey, h = 6, z = 5: two levels, 16 -> 8
+  decoder = lambda n, c: dense(c, 64 * n) + 4 * conv(n, n) + conv(n, 1)
+  encoder = lambda n: (conv(1, n) + 3 * conv(n, n) + conv(n, 2 * n) + conv(2 * n, 2 * n)
+                       + dense(64 * 2 * n, 6))
+  fields = {'model.resolution': 16, 'model.n': 4, 'model.h': 6, 'model.z': 5,
+            'model.image_channels': 1}
+  for g_n, d_n in ((0, 0), (3, 0), (0, 7), (3, 7)):
+    config = tiny(**fields, **{'model.g_n': g_n, 'model.d_n': d_n})
+    config_lib.validate(config)
+    state = shape(config)
+    want_g, want_d = g_n or 4, d_n or 4
+    assert began.widths(config) == (want_g, want_d)
+    assert state.g_params['fc']['kernel'].shape == (5, 8 * 8 * want_g)
+    assert state.d_params['decoder']['fc']['kernel'].shape == (6, 8 * 8 * want_d)
+    assert state.d_params['encoder']['stem']['kernel'].shape == (3, 3, 1, want_d)
+    assert size(state.g_params) == decoder(want_g, 5)
+    assert size(state.d_params) == encoder(want_d) + decoder(want_d, 6)
+  old = tiny(**fields)
+  del old.model['g_n'], old.model['d_n']  # a run saved before the two fields: both are n
+  assert began.widths(old) == (4, 4)
+  config_lib.validate(old)
+
+
 def test_reconstruction_loss_matches_numpy():
   rng = np.random.default_rng(0)
   v, r = rng.uniform(-1, 1, (2, 4, 4, 3)), rng.uniform(-1, 1, (2, 4, 4, 3))
@@ -217,7 +248,7 @@ def test_resumed_run_is_bitwise_identical(runs):
 def test_measure_falls_on_tiny_data(runs):
   root = runs[0]
   logged = read_metrics(root / 'a')
-  ms = [m['M'] for m in logged]
+  ms = [m['M_mean'] for m in logged]  # M at one step is noisy on 8 images; its mean is not
   assert ms[-1] < 0.8 * ms[0], ms
   assert all(0 <= m['k'] <= 1 for m in logged)
   assert os.path.exists(root / 'a' / 'samples' / 'samples' / 'step_00000030.png')
@@ -323,7 +354,7 @@ def _np_dense(x, p):
   return x @ np.asarray(p['kernel'], np.float64) + np.asarray(p['bias'], np.float64)
 
 
-def _np_decoder(p, code, levels, n, skip=False, carry=None):
+def _np_decoder(p, code, levels, n, skip=False, carry=None, tanh=False):
   x = h0 = _np_dense(np.asarray(code, np.float64), p['fc']).reshape(len(code), 8, 8, n)
   for level in range(levels):
     if level:
@@ -332,7 +363,8 @@ def _np_decoder(p, code, levels, n, skip=False, carry=None):
         x = np.concatenate([x, _np_up(h0, 2 ** level)], axis=-1)
     for r in range(2):
       x = _np_conv_elu(x, p[f'level{level}_conv{r}'], carry)
-  return _np_conv(x, p['to_image'])
+  out = _np_conv(x, p['to_image'])
+  return np.tanh(out) if tanh else out
 
 
 def _np_encoder(p, x, levels, carry=None):
@@ -345,18 +377,19 @@ def _np_encoder(p, x, levels, carry=None):
   return _np_dense(x.reshape(len(x), -1), p['embed'])
 
 
-def _np_autoencoder(p, x, levels, n, skip=False, carry=None):
+def _np_autoencoder(p, x, levels, n, skip=False, carry=None, tanh=False):
   return _np_decoder(p['decoder'], _np_encoder(p['encoder'], x, levels, carry), levels, n, skip,
-                     carry)
+                     carry, tanh)
 
 
-@pytest.mark.parametrize('skip', [False, True])
-def test_generator_and_autoencoder_against_numpy(skip):
+@pytest.mark.parametrize('skip, tanh', [(False, False), (True, False), (False, True)])
+def test_generator_and_autoencoder_against_numpy(skip, tanh):
   """32x32 (three levels, so h0 is up-sampled x2 and x4 for the skips): G and D equal the
   numpy networks. With skips the first conv of each later level takes h0's n channels on top
-  of its n, and those channels matter: zeroing their kernel slices changes the output."""
+  of its n, and those channels matter: zeroing their kernel slices changes the output.
+  model.tanh ends both decoders, G's and D's, in a tanh."""
   config = tiny(**{'model.resolution': 32, 'model.n': 4, 'model.h': 6, 'model.z': 5,
-                   'model.image_channels': 1, 'model.skip': skip})
+                   'model.image_channels': 1, 'model.skip': skip, 'model.tanh': tanh})
   state = began.init_state(config, jax.random.PRNGKey(0))
   rng = np.random.default_rng(0)  # biases start at 0: give them values so they count
   g_params, d_params = jax.tree.map(
@@ -366,9 +399,10 @@ def test_generator_and_autoencoder_against_numpy(skip):
   z = began.sample_latents(config, jax.random.PRNGKey(1), 2)
   x = jnp.asarray(rng.uniform(-1, 1, (2, 32, 32, 1)), jnp.float32)
   fake = jax.jit(lambda p, z: g.apply({'params': p}, z))(g_params, z)
-  np.testing.assert_allclose(fake, _np_decoder(g_params, z, 3, 4, skip), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(fake, _np_decoder(g_params, z, 3, 4, skip, tanh=tanh), rtol=1e-4,
+                             atol=1e-5)
   rec = jax.jit(lambda p, x: d.apply({'params': p}, x))(d_params, x)
-  np.testing.assert_allclose(rec, _np_autoencoder(d_params, x, 3, 4, skip), rtol=1e-4,
+  np.testing.assert_allclose(rec, _np_autoencoder(d_params, x, 3, 4, skip, tanh=tanh), rtol=1e-4,
                              atol=1e-5)
   for level in (1, 2):
     assert g_params[f'level{level}_conv0']['kernel'].shape == (3, 3, 8 if skip else 4, 4)
@@ -391,19 +425,20 @@ def test_vanishing_residuals_against_numpy_in_the_step():
   _, metrics = jax.jit(functools.partial(began.train_step, config))(state, images)
   x, _, z_g = began.step_inputs(config, state, images)
   x = np.asarray(x, np.float64)
+  tanh = config.model.tanh  # the digits config's tanh ends both decoders
 
   def losses(carry):
-    fake = _np_decoder(state.g_params, z_g, 2, 4, carry=carry)
-    return (np.mean(np.abs(x - _np_autoencoder(state.d_params, x, 2, 4, carry=carry))),
-            np.mean(np.abs(fake - _np_autoencoder(state.d_params, fake, 2, 4, carry=carry))))
+    fake = _np_decoder(state.g_params, z_g, 2, 4, carry=carry, tanh=tanh)
+    rec = lambda v: _np_autoencoder(state.d_params, v, 2, 4, carry=carry, tanh=tanh)
+    return np.mean(np.abs(x - rec(x))), np.mean(np.abs(fake - rec(fake)))
 
   # image by image: generate() at that state runs the same carry
   out = jax.jit(functools.partial(began.generate, config))(state, z_g)
-  fake = _np_decoder(state.g_params, z_g, 2, 4, carry=0.6)
+  fake = _np_decoder(state.g_params, z_g, 2, 4, carry=0.6, tanh=tanh)
   np.testing.assert_allclose(out['samples'], fake, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out['reconstructions'],
-                             _np_autoencoder(state.d_params, fake, 2, 4, carry=0.6), rtol=1e-4,
-                             atol=1e-5)
+                             _np_autoencoder(state.d_params, fake, 2, 4, carry=0.6, tanh=tanh),
+                             rtol=1e-4, atol=1e-5)
   got = (float(metrics['loss_real']), float(metrics['loss_fake']))
   np.testing.assert_allclose(got, losses(0.6), rtol=2e-5)
   assert np.abs(np.subtract(got, losses(0.0))).max() > 1e-3
@@ -503,6 +538,8 @@ def test_flops_count_every_layer():
     ({'optim.lr_floor': 1.0}, 'optim.lr_floor'),
     ({'loss.gamma': 1.5}, 'loss.gamma'),
     ({'loss.eta': 0.5}, 'loss.eta'),
+    ({'model.g_n': -1}, 'model.g_n=-1'),
+    ({'model.d_n': -2}, 'model.d_n=-2'),
 ])
 def test_impossible_values_are_one_line_errors(overrides, message):
   with pytest.raises(UserError, match=message):
@@ -512,7 +549,8 @@ def test_impossible_values_are_one_line_errors(overrides, message):
 def test_metrics_are_logged(runs):
   root = runs[0]
   logged = read_metrics(root / 'a')
-  for key in ('M', 'k', 'loss_real', 'loss_fake', 'balance', 'd_loss', 'g_lr', 'd_lr'):
+  for key in ('M', 'M_mean', 'k', 'k_mean', 'loss_real', 'loss_fake', 'balance', 'd_loss',
+              'g_lr', 'd_lr'):
     assert all(key in m for m in logged)
   with open(root / 'a' / 'config.json') as f:
     assert json.load(f)['method'] == 'began'
@@ -529,3 +567,59 @@ def test_the_step_logs_the_learning_rates_of_its_step_schedule():
     _, metrics = step(state.replace(step=jnp.int32(at)), digits(config))
     np.testing.assert_allclose([metrics['g_lr'], metrics['d_lr']],
                                [8e-5 * factor, 1e-4 * factor], rtol=1e-6)
+
+
+def test_m_and_k_are_logged_at_the_step_and_their_means_beside(runs, tmp_path):
+  """metrics.jsonl's M and k are the logged step's own values (the last of its interval),
+  M_mean and k_mean the interval's means: checked against the same run logged at every step
+  (one step per dispatch, so every step is its own interval). The run logged every 10 steps
+  fuses 5 steps per dispatch, so the last step is not a dispatch's only one."""
+  root = runs[0]
+  config = tiny(num_steps=30, steps_per_dispatch=1, log_every=1,
+                **{'optim.schedule': 'plateau', 'optim.lr_update_step': 5,
+                   'optim.g_lr': 1e-3, 'optim.d_lr': 1e-3})
+  trainer.train(config, str(tmp_path / 'each'))
+  each = {m['step']: m for m in read_metrics(tmp_path / 'each')}
+  assert sorted(each) == list(range(1, 31))
+  logged = read_metrics(root / 'a')
+  assert [m['step'] for m in logged] == [10, 20, 30]
+  for m in logged:
+    steps = range(m['step'] - 9, m['step'] + 1)
+    for name in ('M', 'k'):
+      np.testing.assert_allclose(m[name], each[m['step']][name], rtol=1e-4)
+      np.testing.assert_allclose(m[f'{name}_mean'], np.mean([each[s][name] for s in steps]),
+                                 rtol=1e-4)
+    assert abs(m['M'] - m['M_mean']) > 1e-3 * m['M_mean']  # the two are not the same number
+    np.testing.assert_allclose(m['loss_real'], np.mean([each[s]['loss_real'] for s in steps]),
+                               rtol=1e-4)  # the other metrics stay interval means
+  _, state = checkpoint.load(str(root / 'a'))
+  assert logged[-1]['k'] == float(state.k)  # the controller's k after the logged step
+
+
+def test_flops_use_the_widths_of_g_and_d():
+  """forward_flops with g_n != d_n against the layer shapes written out: G at width g_n, D's
+  encoder (d_n, 2 d_n) and decoder at d_n."""
+  config = tiny(**{'model.resolution': 16, 'model.n': 4, 'model.g_n': 3, 'model.d_n': 5,
+                   'model.h': 6, 'model.z': 5, 'model.image_channels': 1})
+  conv = lambda r, cin, cout: 2 * r * r * 9 * cin * cout
+  decoder = lambda n, c: 2 * c * 64 * n + 2 * conv(8, n, n) + 2 * conv(16, n, n) + conv(16, n, 1)
+  encoder = lambda n: (conv(16, 1, n) + 2 * conv(16, n, n) + conv(8, n, n) + conv(8, n, 2 * n)
+                       + conv(8, 2 * n, 2 * n) + 2 * 64 * 2 * n * 6)
+  g, d = began.forward_flops(config)
+  assert g == decoder(3, 5)
+  assert d == encoder(5) + decoder(5, 6)
+  assert began.flops(config) == (3 * g + 8 * d, 4 * g + 8 * d)
+
+
+def test_convergence_figure_draws_m_mean_and_old_runs_m(tmp_path, monkeypatch):
+  """The M curve is M_mean (the interval means: smooth) where the log has it, and M in a run
+  logged before M_mean existed (where M was that mean)."""
+  drawn = []
+  monkeypatch.setattr(began_figures.figures_lib, 'curve_with_snapshots',
+                      lambda steps, values, snapshots, path: drawn.append((steps, values)) or path)
+  for records, expected in (([{'step': 10, 'M': 1.0, 'M_mean': 2.0},
+                              {'step': 20, 'M': 3.0, 'M_mean': 4.0}], [2.0, 4.0]),
+                            ([{'step': 10, 'M': 1.0}, {'step': 20, 'M': 3.0}], [1.0, 3.0])):
+    (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    began_figures.convergence_figure(tiny(), str(tmp_path), str(tmp_path / 'c.png'))
+    assert drawn.pop() == ([10, 20], expected)

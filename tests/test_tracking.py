@@ -3,13 +3,16 @@
 records the calls, so no wandb package or account is needed)."""
 import collections
 import importlib.util
+import io
 import json
 import os
 import shutil
 import sys
 import types
 
+import numpy as np
 import pytest
+from PIL import Image
 from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 
 from conftest import tiny_config
@@ -195,3 +198,56 @@ def test_wandb_offline_writes_a_run_folder(tmp_path, monkeypatch):
   run_id = json.loads((workdir / 'wandb_run.json').read_text())['id']
   folders = os.listdir(tmp_path / 'wandb_dir' / 'wandb')
   assert any(f.startswith('offline-run-') and f.endswith(run_id) for f in folders), folders
+
+
+def test_summarize_logs_the_last_steps_value_and_the_interval_mean():
+  """Names in at_step get the value of the interval's last step (the last of the last
+  dispatch, whatever the dispatch sizes) and their mean as <name>_mean; others the mean."""
+  host = [{'M': np.array([1.0, 2.0, 6.0]), 'loss': np.array([1.0, 3.0, 2.0])},
+          {'M': np.array([4.0, 0.5]), 'loss': np.array([5.0, 4.0])}]
+  assert logs.summarize(host) == {'M': pytest.approx(13.5 / 5), 'loss': pytest.approx(3.0)}
+  assert logs.summarize(host, ('M',)) == {'M': 0.5, 'M_mean': pytest.approx(13.5 / 5),
+                                          'loss': pytest.approx(3.0)}
+  assert logs.summarize([{'k': np.float32(0.25)}], ('k',)) == {'k': 0.25, 'k_mean': 0.25}
+
+
+def test_sheets_are_logged_from_the_bytes_written_not_read_back(tmp_path):
+  """figures.write_samples hands over the PNG bytes it wrote, and MetricWriter.images takes
+  {name: PNG bytes}: the event file holds exactly the bytes of the sheet on disk, and the writer
+  never reads a sheet back (on gs:// that would be one download per sheet per interval)."""
+  import jax
+  from gans import figures, methods
+  from configs import began_digits
+  method, config = methods.get('began'), began_digits.get_config('tiny')
+  state = method.init_state(config, jax.random.PRNGKey(0))
+  latents = method.sample_latents(config, jax.random.PRNGKey(1), 4)
+  pngs = {}
+  paths = figures.write_samples(method, config, state, latents, str(tmp_path / 'samples'),
+                                'step_00000010', pngs=pngs)
+  assert sorted(pngs) == ['reconstructions', 'samples']
+  assert sorted(paths) == sorted(str(tmp_path / 'samples' / n / 'step_00000010.png') for n in pngs)
+  for name, png in pngs.items():
+    assert (tmp_path / 'samples' / name / 'step_00000010.png').read_bytes() == png
+  shutil.rmtree(tmp_path / 'samples')  # nothing left on disk to read back
+  writer = logs.MetricWriter(tmp_path / 'run')
+  writer.images(10, pngs)
+  writer.close()
+  logged = {v.tag: v.image for e in logs.read_events(tmp_path / 'run' / 'tensorboard')
+            for v in e.summary.value if v.HasField('image')}
+  assert {k: v.encoded_image_string for k, v in logged.items()} == {
+      f'samples/{k}': v for k, v in pngs.items()}
+  size = Image.open(io.BytesIO(pngs['samples'])).size
+  assert (logged['samples/samples'].width, logged['samples/samples'].height) == size
+
+
+def test_the_config_is_given_once_at_construction(tmp_path):
+  """hparams writes the config the writer was made with; it takes no second copy."""
+  writer = logs.MetricWriter(tmp_path, config=tiny_config(num_steps=7))
+  writer.hparams(metrics=('d_loss',), step=0)
+  writer.close()
+  [start] = [v for e in logs.read_events(tmp_path / 'tensorboard') for v in e.summary.value
+             if v.tag == '_hparams_/session_start_info']
+  data = HParamsPluginData.FromString(start.metadata.plugin_data.content)
+  assert data.session_start_info.hparams['num_steps'].number_value == 7
+  with pytest.raises(ValueError, match='config='):
+    logs.MetricWriter(tmp_path / 'none').hparams()

@@ -13,6 +13,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.resolution = 64  # 8 * 2^k; levels = log2(resolution) - 2
   c.model.n = 128  # conv width; the encoder grows n, 2n, ..., levels * n
+  c.model.g_n = 0  # G's width (0: n); unequal g_n and d_n test the equilibrium (spec §6 #5)
+  c.model.d_n = 0  # D's width, its encoder and decoder (0: n)
   c.model.h = 64  # D's bottleneck N_h
   c.model.z = 64  # G's input N_z
   c.model.image_channels = 3
@@ -63,6 +65,8 @@ def validate(config: ml_collections.ConfigDict):
         '(BEGAN always bottoms out at 8x8)')
   check(min(m.n, m.h, m.z, m.repeat) >= 1,
         'model.n, model.h, model.z and model.repeat must be >= 1')
+  check(min(m.get('g_n', 0), m.get('d_n', 0)) >= 0,
+        f'model.g_n={m.get("g_n", 0)} and model.d_n={m.get("d_n", 0)} must be >= 0 (0: model.n)')
   check(m.image_channels in (1, 3), f'model.image_channels={m.image_channels} must be 1 or 3')
   check(m.residual_steps >= 0, 'model.residual_steps must be >= 0 (0: no vanishing residuals)')
   config_lib.check_dtype(m.dtype)

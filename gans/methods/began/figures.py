@@ -65,12 +65,14 @@ def interpolation_figures(config: ml_collections.ConfigDict, state, directory, k
 
 
 def convergence_figure(config: ml_collections.ConfigDict, workdir, path):
-  """M over the run (workdir/metrics.jsonl, each point the mean over a log interval) with
-  config.figures.snapshots sample sheets from workdir/samples/samples/ along it. Returns the
-  path, or None when the run has logged nothing yet."""
+  """M over the run (workdir/metrics.jsonl: each point M_mean, the mean over a log interval,
+  which is smoother than M at the logged step; M in runs logged before M_mean, where M was
+  that mean) with config.figures.snapshots sample sheets from workdir/samples/samples/ along
+  it. Returns the path, or None when the run has logged nothing yet."""
   records = [r for r in logs.read_metrics(workdir) if 'M' in r]
   if not records:
     return None
+  name = 'M_mean' if all('M_mean' in r for r in records) else 'M'
   sample_dir = epath.Path(workdir) / 'samples' / 'samples'
   saved = sorted(int(f.name[5:-4]) for f in sample_dir.iterdir()
                  if re.fullmatch(r'step_\d+\.png', f.name)) if sample_dir.is_dir() else []
@@ -79,7 +81,7 @@ def convergence_figure(config: ml_collections.ConfigDict, workdir, path):
   snapshots = [(s, Image.open(io.BytesIO((sample_dir / f'step_{s:08d}.png').read_bytes())))
                for s in picks]
   return figures_lib.curve_with_snapshots([r['step'] for r in records],
-                                          [r['M'] for r in records], snapshots, path)
+                                          [r[name] for r in records], snapshots, path)
 
 
 def figures(config: ml_collections.ConfigDict, state, workdir):
