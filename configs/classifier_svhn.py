@@ -4,8 +4,8 @@ scogan_mnist_svhn and the judge of SVHN pruning. Held-out accuracy on the test s
   python train.py --config configs/classifier_svhn.py --workdir runs/classifier_svhn
   (not timed; 10,000 steps at batch 64)
 
-It is trained on SVHN only: the spec's classifier knows both domains (MNIST and SVHN, §4 #20),
-which needs a union of two datasets the classifier method does not read yet.
+It is trained on SVHN only (the pruning judge). SCoGAN's semantic loss wants a classifier that
+knows both domains (spec §4 #20): configs/classifier_pair.py:mnist2svhn trains on their union.
 Variant `tiny` is for tests.
 """
 from gans import config as config_lib

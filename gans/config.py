@@ -4,6 +4,8 @@ A config is an ml_collections.ConfigDict; configs/<method>_<dataset>.py start fr
 defaults here and change what their experiment needs. validate() turns every impossible value
 into one UserError line, so a typo never costs a compilation.
 """
+import importlib.util
+
 import ml_collections
 
 from gans import metrics
@@ -189,3 +191,15 @@ def validate_eval(e, log_every):
   if e.every:
     metrics.parse_metrics(e.metrics)
     check(e.num_samples >= 10, f'eval.num_samples={e.num_samples} must be >= 10')
+
+
+def from_file(path: str, overrides=None) -> ml_collections.ConfigDict:
+  """The config of 'FILE[:variant]' (a configs/*.py file's get_config(variant)), with dotted
+  overrides applied: what --config FILE:variant --config.x=y gives, for code that is not a CLI."""
+  file, _, variant = str(path).partition(':')
+  spec = importlib.util.spec_from_file_location('gans_config_file', file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(variant)
+  config.update_from_flattened_dict(dict(overrides or {}))
+  return config

@@ -19,7 +19,7 @@ import optax
 from gans import config as config_lib
 from gans import methods
 from gans import data, health, parallel
-from gans.data import feeding
+from gans.data import feeding, pairs
 from gans.errors import UserError
 from gans.models import classifier as models
 
@@ -44,6 +44,13 @@ def defaults() -> ml_collections.ConfigDict:
   c.classifier = ml_collections.ConfigDict()  # the method's own knobs
   c.classifier.max_shift = 2  # random translation by up to this many pixels: the augmentation
   c.classifier.eval_split = 'train[80%:]'  # held out; '' to skip
+  # Train on both domains of the pair in data, data_b and pair (spec coupled.md §4 #20: one
+  # judge whose classes mean the same in both domains), each split taken as the GAN takes it.
+  c.classifier.on_pair = False
+  # Comma-separated attribute names (celeb_a): one sigmoid per attribute, binary CE; the
+  # frozen classifier then gives independent probabilities (SCoGAN's multi-label SL).
+  c.classifier.attributes = ''
+  pairs.add_blocks(c)
   c.batch_size = 64
   c.num_steps = 2000
   return c
@@ -61,6 +68,12 @@ def validate(config: ml_collections.ConfigDict):
   check(0 <= shift < m.resolution, f'classifier.max_shift={shift} must be in [0, '
         'model.resolution)')
   config_lib.validate_data(config.data)
+  if config.classifier.attributes:
+    n = len(attribute_names(config))
+    check(m.num_classes == n, f'classifier.attributes names {n} attributes: set '
+          f'model.num_classes={n}')
+    check(not config.classifier.on_pair, 'classifier.attributes reads one dataset: '
+          'set classifier.on_pair=False')
 
 
 @flax.struct.dataclass
@@ -80,21 +93,43 @@ def optimizer(config: ml_collections.ConfigDict):
   return optax.adamw(config.optim.lr, weight_decay=config.optim.weight_decay)
 
 
-def _images(config: ml_collections.ConfigDict, split=None):
-  d = config.data if split is None else config.data.copy_and_resolve_references()
+def attribute_names(config: ml_collections.ConfigDict) -> list:
+  """The attributes of a multi-label classifier ([] for classes); old configs have none."""
+  return [a.strip() for a in config.classifier.get('attributes', '').split(',') if a.strip()]
+
+
+def _labelled(config: ml_collections.ConfigDict, split=None):
+  """The labelled examples of config.data's split (or `split`): its images, the union of both
+  domains of the pair (classifier.on_pair), or its images with their attribute vectors."""
+  config = config.copy_and_resolve_references()
   if split is not None:
-    d.split = split
-  return data.make_source(d, config.model.resolution, config.model.image_channels)
+    config.data.split = split
+    if config.get('data_b') and config.data_b.name:
+      config.data_b.split = split
+  m = config.model
+  if config.classifier.get('on_pair'):
+    domains = pairs.make_sources(config, m.resolution, m.image_channels)
+    union = pairs.Union([domains['a'], domains['b']], f'{domains["a"].name}+{domains["b"].name}')
+    return data.LabelledSource(union)
+  images = data.make_source(config.data, m.resolution, m.image_channels)
+  names = attribute_names(config)
+  if not names:
+    return data.LabelledSource(images)
+  values = pairs.attribute_values(config.data, names)[:len(images)].astype(np.float32)
+  return data.LabelledSource(images, labels=values)
 
 
 def sources(config: ml_collections.ConfigDict):
-  return data.LabelledSource(_images(config))
+  return _labelled(config)
 
 
 def example_spec(config: ml_collections.ConfigDict):
   m = config.model
+  names = attribute_names(config)
+  label = (jax.ShapeDtypeStruct((len(names),), jnp.float32) if names
+           else jax.ShapeDtypeStruct((), jnp.int32))
   return {'image': jax.ShapeDtypeStruct((m.resolution, m.resolution, m.image_channels), jnp.uint8),
-          'label': jax.ShapeDtypeStruct((), jnp.int32)}
+          'label': label}
 
 
 def init_state(config: ml_collections.ConfigDict, key):
@@ -123,14 +158,19 @@ def train_step(config: ml_collections.ConfigDict, state: TrainState, batch):
   x = _shift(x, k_shift, config.classifier.max_shift)
   model = build_model(config)
 
+  multilabel = bool(attribute_names(config))
+
   def loss_fn(params):
     logits = model.apply({'params': params}, x)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+    if multilabel:
+      loss = optax.sigmoid_binary_cross_entropy(logits, batch['label']).mean()
+    else:
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
     return loss, logits
 
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt = optimizer(config).update(grads, state.opt, state.params)
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  accuracy = jnp.mean(_predict(logits, multilabel) == batch['label'])
   params = optax.apply_updates(state.params, updates)
   return (state.replace(step=state.step + 1, params=params, opt=opt),
           {'loss': loss, 'accuracy': accuracy, 'lr': jnp.float32(config.optim.lr),
@@ -143,7 +183,7 @@ def checkpoint_scores(config: ml_collections.ConfigDict, state):
   split = config.classifier.eval_split
   if not split:
     return {}
-  source = data.LabelledSource(_images(config, split))
+  source = _labelled(config, split)
   frozen = Frozen(config, state.params)
   examples = source.load_all()
   predictions = frozen.predict_all(examples['image'])
@@ -166,13 +206,24 @@ class Frozen(NamedTuple):
   def logits(self, x):
     return self.logits_and_taps(x)[0]
 
+  @property
+  def multilabel(self) -> bool:
+    return bool(attribute_names(self.config))
+
+  def probabilities(self, x):
+    """Class probabilities (softmax), or one independent probability per attribute (sigmoid)
+    for a multi-label classifier: what SCoGAN's semantic loss compares."""
+    logits = self.logits(x)
+    return jax.nn.sigmoid(logits) if self.multilabel else jax.nn.softmax(logits)
+
   def features(self, x):
     """The penultimate features: what the classifier-feature metrics compare."""
     return self.logits_and_taps(x)[1]['fc']
 
   def predict_all(self, images_uint8, batch=256):
-    """Host helper: int32 labels of a uint8 NHWC array, in jitted batches."""
-    fn = _predict_fn(self.config.model.to_json())
+    """Host helper: int32 labels of a uint8 NHWC array (a multi-label classifier: float 0/1
+    per attribute), in jitted batches."""
+    fn = _predict_fn(self.config.model.to_json(), self.multilabel)
     out = []
     for start in range(0, len(images_uint8), batch):
       chunk = images_uint8[start:start + batch]
@@ -182,11 +233,22 @@ class Frozen(NamedTuple):
     return np.concatenate(out)
 
 
+def _predict(logits, multilabel):
+  """The predicted class, or each attribute's presence as 0/1 (comparable with the labels)."""
+  return (logits > 0).astype(jnp.float32) if multilabel else jnp.argmax(logits, -1)
+
+
 @functools.lru_cache(maxsize=None)
-def _predict_fn(model_json):
+def _predict_fn(model_json, multilabel=False):
   config = ml_collections.ConfigDict({'model': json.loads(model_json)})
-  frozen = lambda params, x: Frozen(config, params).logits(x.astype(jnp.float32) / 127.5 - 1)
-  return jax.jit(lambda params, x: jnp.argmax(frozen(params, x), -1))
+  model = build_model(config)
+
+  def predict(params, x):
+    x = models.adapt(x.astype(jnp.float32) / 127.5 - 1, config.model.resolution,
+                     config.model.image_channels)
+    return _predict(model.apply({'params': params}, x), multilabel)
+
+  return jax.jit(predict)
 
 
 def load_frozen(workdir, step=None) -> Frozen:

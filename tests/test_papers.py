@@ -1,0 +1,80 @@
+"""scripts/reproduce.py's engine: a paper's runs are trained once per seed, resumed or skipped
+when the command is run again, scored once, and tabulated into their own section."""
+import json
+
+import numpy as np
+import pytest
+
+from gans import papers
+from gans.errors import UserError
+
+
+def _pixel(workdir, judges, scale):
+  del judges, scale
+  from gans import checkpoint, methods  # pylint: disable=g-import-not-at-top
+  config, state = checkpoint.load(workdir)
+  return methods.get(config.method).checkpoint_scores(config, state)
+
+
+@pytest.fixture(scope='module')
+def reproduced(tmp_path_factory):
+  root = tmp_path_factory.mktemp('reproduce')
+  paper = papers.Paper('A tiny paper', (papers.Row(
+      'tiny CoGAN', papers.Run('configs/cogan_digits_negative.py:tiny',
+                               {'eval.num_pairs': 32}), '0.9'),),
+      (('pixel_agreement', 'pixel agreement'),), _pixel, seeds=(0, 1), note='for a test')
+  results = root / 'results.md'
+  results.write_text('# Results\n\nintro\n\n<!-- reproduce:tiny -->\nold\n'
+                     '<!-- /reproduce:tiny -->\n\n## another paper\nkept\n')
+  scores = papers.reproduce('tiny', 'smoke', root / 'runs', results, paper=paper)
+  return root, paper, results, scores
+
+
+def test_each_seed_is_trained_scored_and_tabulated(reproduced):
+  root, paper, results, scores = reproduced
+  values = []
+  for seed in (0, 1):
+    workdir = papers.run_dir(root / 'runs', paper.rows[0], seed)
+    assert json.loads((workdir / 'config.json').read_text())['seed'] == seed
+    assert json.loads((workdir / 'score.json').read_text()) == scores['tiny CoGAN'][seed]
+    values.append(scores['tiny CoGAN'][seed]['pixel_agreement'])
+  text = results.read_text()
+  mean, std = np.mean(values), np.std(values, ddof=1)
+  assert f'| tiny CoGAN | {mean:.3f} +- {std:.3f} | 0.9 |' in text
+  assert text.count('<!-- reproduce:tiny -->') == 1 and 'old' not in text
+  assert text.startswith('# Results\n\nintro\n') and text.endswith('## another paper\nkept\n')
+  assert '--paper tiny --scale smoke' in text
+  sheet = results.parent / 'results' / 'tiny' / 'tiny_cogan.png'
+  assert sheet.exists() and '(results/tiny/tiny_cogan.png)' in text
+
+
+def test_running_it_again_trains_and_scores_nothing(reproduced):
+  root, paper, results, scores = reproduced
+  workdir = papers.run_dir(root / 'runs', paper.rows[0], 0)
+  (workdir / 'score.json').write_text(json.dumps({'pixel_agreement': 0.5}))
+  steps = sorted(p.name for p in (workdir / 'checkpoints').iterdir())
+  again = papers.reproduce('tiny', 'smoke', root / 'runs', results, paper=paper)
+  assert again['tiny CoGAN'][0] == {'pixel_agreement': 0.5}  # cached, not recomputed
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == steps
+  mean = np.mean([0.5, scores['tiny CoGAN'][1]['pixel_agreement']])
+  assert f'| tiny CoGAN | {mean:.3f} +- ' in results.read_text()
+
+
+def test_unknown_paper_or_scale_is_one_line():
+  with pytest.raises(UserError, match='unknown scale'):
+    papers.papers('huge')
+  with pytest.raises(UserError, match='unknown paper'):
+    papers.reproduce('stylegan', 'cpu', '/tmp/nowhere')
+
+
+def test_every_paper_names_configs_that_load():
+  """Every row and judge of every scale is a config file that exists and loads with its
+  overrides (judge names resolved), so a typo is found here, not an hour into a run."""
+  for scale in papers.SCALES:
+    for paper in papers.papers(scale).values():
+      judges = {name: f'/tmp/{name}' for name in paper.judges}
+      for run in [r.run for r in paper.rows] + [j.run for j in paper.judges.values()]:
+        config = run.load(judges, seed=3)
+        assert config.seed == 3
+        for key, value in run.overrides.items():
+          assert config[key.split('.')[0]][key.split('.')[1]] == judges.get(value[1:-1], value)
