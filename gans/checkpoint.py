@@ -302,12 +302,18 @@ def abstract_state(method, config, mesh):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
 
 
-def load(workdir, step=None):
-  """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
+def read_config(workdir) -> ml_collections.ConfigDict:
+  """The config a workdir's run saved (config.json, its renamed keys upgraded), without
+  touching its checkpoints."""
   path = epath.Path(workdir) / 'config.json'
   if not path.exists():
     raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
-  config = ml_collections.ConfigDict(config_lib.upgrade(json.loads(path.read_text())))
+  return ml_collections.ConfigDict(config_lib.upgrade(json.loads(path.read_text())))
+
+
+def load(workdir, step=None):
+  """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
+  config = read_config(workdir)
   ckpt = Checkpointer(epath.Path(workdir) / 'checkpoints', config)
   try:
     available = ckpt.all_steps()

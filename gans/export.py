@@ -31,14 +31,6 @@ from gans.errors import UserError
 FORMAT, VERSION = 'gans-generator', 1
 
 
-def read_config(workdir) -> ml_collections.ConfigDict:
-  """The config a workdir's run saved (config.json), without touching its checkpoints."""
-  path = epath.Path(workdir) / 'config.json'
-  if not path.exists():
-    raise UserError(f'{workdir} holds no training run (no config.json); pass the --workdir of one')
-  return ml_collections.ConfigDict(config_lib.upgrade(json.loads(path.read_text())))
-
-
 def generator_method(config) -> methods.Method:
   method = methods.get(config.method)
   if method.generator_variables is None or method.apply_generator is None:
@@ -51,7 +43,7 @@ def export(workdir, path, step=None) -> str:
   """Write the generator of `workdir` (at `step`, default the latest checkpoint) to `path`.
   Every process calls it (restoring is collective); process 0 writes."""
   from gans import checkpoint  # pylint: disable=g-import-not-at-top: orbax only when exporting
-  method = generator_method(read_config(workdir))
+  method = generator_method(checkpoint.read_config(workdir))
   config, state = checkpoint.load(workdir, step)
   variables = parallel.to_host(method.generator_variables(config, state))
   payload = {'format': FORMAT, 'version': VERSION, 'method': config.method,

@@ -58,16 +58,22 @@ def save_png(image, path):
   return _write(png_bytes(image), path)
 
 
-def grid_png(images, ncol=None, min_tile=64) -> bytes:
-  """A sheet of [-1, 1] images, encoded as PNG.
+def to_pil(image) -> Image.Image:
+  """A PIL image of one uint8 HxWxC array (C = 1: greyscale)."""
+  image = np.asarray(image)
+  return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
-  Tiles smaller than min_tile pixels are enlarged by an integer nearest-neighbour factor, so a
-  sheet of 8x8 or 16x16 samples is big enough to look at.
-  """
+
+def enlarge(images, min_tile=64):
+  """NHWC images enlarged by the integer nearest-neighbour factor that makes tiles of at least
+  min_tile pixels, so a sheet of 8x8 or 16x16 samples is big enough to look at."""
   images = np.asarray(images)
-  factor = max(1, -(-min_tile // min(images.shape[1:3])))
-  sheet = grid(to_uint8(upsample(images, factor)), ncol)
-  return png_bytes(Image.fromarray(sheet[..., 0] if sheet.shape[-1] == 1 else sheet))
+  return upsample(images, max(1, -(-min_tile // min(images.shape[1:3]))))
+
+
+def grid_png(images, ncol=None, min_tile=64) -> bytes:
+  """A sheet of [-1, 1] images (small tiles enlarged), encoded as PNG."""
+  return png_bytes(to_pil(grid(to_uint8(enlarge(images, min_tile)), ncol)))
 
 
 def save_grid(images, path, ncol=None, min_tile=64):

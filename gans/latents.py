@@ -36,6 +36,13 @@ def shrink_uniform(z, threshold):
   return z * jnp.minimum(jnp.float32(threshold), 1.0).astype(z.dtype)
 
 
+def truncate(prior, key, z, threshold):
+  """A draw z of `prior` from `key` conditioned on |z_i| <= threshold, as defined above."""
+  if prior == 'normal':
+    return truncate_normal(key, z, threshold)
+  return shrink_uniform(z, threshold)
+
+
 def walk(prior, z0, z1, steps):
   """[N, steps, D] from each z0[i] to z1[i]: slerp for 'normal', lerp for 'uniform'. Both ends
   are the given latents exactly (the interpolation's end frames are those latents' images)."""

@@ -137,8 +137,7 @@ def sample(workdir, out, num=None, step=None, seed=0, batch_size=200, truncation
     raise UserError(f'--num={num} must be >= 1')
   if batch_size < 1:
     raise UserError(f'--batch_size={batch_size} must be >= 1')
-  from gans import export  # pylint: disable=g-import-not-at-top
-  method = methods.get(export.read_config(workdir).method)
+  method = methods.get(checkpoint.read_config(workdir).method)
   if not method.makes_samples:
     raise UserError(f'{method.name} runs have no generator to sample from; pass the workdir '
                     'of an msggan, began, cogan or scogan run')

@@ -14,14 +14,12 @@ import threading
 
 import numpy as np
 from etils import epath
-from PIL import Image
 
 from gans import figures
 from gans.errors import UserError
 
 SUFFIXES = {'': 'folder', '.npz': 'npz', '.png': 'png'}
 WALK_SUFFIXES = {'.png': 'png', '.gif': 'gif'}
-MIN_TILE = 64  # sheets enlarge small images (nearest neighbour) to tiles of at least this
 
 
 def output_kind(out: str, interpolate: bool = False) -> str:
@@ -35,28 +33,13 @@ def output_kind(out: str, interpolate: bool = False) -> str:
   return kinds[suffix]
 
 
-def encode_png(image) -> bytes:
-  """PNG bytes of one uint8 HxWxC image (C = 1: greyscale)."""
-  buffer = io.BytesIO()
-  Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format='PNG')
-  return buffer.getvalue()
-
-
-def enlarge(images):
-  """NHWC uint8 enlarged by the integer factor that makes tiles >= MIN_TILE pixels."""
-  return figures.upsample(images, max(1, -(-MIN_TILE // min(images.shape[1:3]))))
-
-
 def sheet(arrays: dict, ncol=None, gap=4):
-  """One uint8 sheet of {key: NHWC}: a grid per key (enlarged), side by side with `gap` black
-  columns between them, so a coupled model's a and b of the same z sit at the same place."""
-  grids = [figures.grid(enlarge(a), ncol) for a in arrays.values()]
+  """One uint8 sheet of {key: NHWC}: a grid per key (enlarged, figures.enlarge), side by side
+  with `gap` black columns between them, so a coupled model's a and b of the same z sit at the
+  same place."""
+  grids = [figures.grid(figures.enlarge(a), ncol) for a in arrays.values()]
   spacer = np.zeros((grids[0].shape[0], gap, grids[0].shape[2]), np.uint8)
   return np.concatenate([x for g in grids for x in (g, spacer)][:-1], axis=1)
-
-
-def to_pil(image):
-  return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
 class FolderWriter:
@@ -71,7 +54,8 @@ class FolderWriter:
   def write(self, start, arrays):
     for key, images in arrays.items():
       for i, image in enumerate(images):
-        (self.dirs[key] / f'{start + i:0{self.width}d}.png').write_bytes(encode_png(image))
+        png = figures.png_bytes(figures.to_pil(image))
+        (self.dirs[key] / f'{start + i:0{self.width}d}.png').write_bytes(png)
 
   def close(self):
     return str(self.root)
@@ -94,7 +78,7 @@ class ArrayWriter:
   def close(self):
     self.out.parent.mkdir(parents=True, exist_ok=True)
     if self.as_sheet:
-      return figures.save_png(to_pil(sheet(self.arrays)), self.out)
+      return figures.save_png(figures.to_pil(sheet(self.arrays)), self.out)
     buffer = io.BytesIO()
     np.savez(buffer, **self.arrays)
     self.out.write_bytes(buffer.getvalue())
@@ -145,10 +129,11 @@ def write_walk(kind, out, arrays: dict, rows, steps, frame_ms=120):
   a grid; forth and back, looping; GIF keeps 256 colours, exact for greyscale)."""
   out = epath.Path(out)
   if kind == 'png':
-    return figures.save_png(to_pil(sheet(arrays, ncol=steps)), out)
+    return figures.save_png(figures.to_pil(sheet(arrays, ncol=steps)), out)
   walks = {k: v.reshape((rows, steps) + v.shape[1:]) for k, v in arrays.items()}
   ncol = int(math.ceil(math.sqrt(rows)))
-  frames = [to_pil(sheet({k: w[:, t] for k, w in walks.items()}, ncol)) for t in range(steps)]
+  frames = [figures.to_pil(sheet({k: w[:, t] for k, w in walks.items()}, ncol))
+            for t in range(steps)]
   frames += frames[-2:0:-1]
   buffer = io.BytesIO()
   frames[0].save(buffer, format='GIF', save_all=True, append_images=frames[1:],

@@ -52,3 +52,12 @@ def run_cli(args, env=None, timeout=300):
 @pytest.fixture
 def tiny():
   return tiny_config
+
+
+def load_script(name):
+  """scripts/<name>.py as a module, for tests of its functions."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'scripts', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module

@@ -1,7 +1,6 @@
 """scripts/accelerator_check.sh --tiny on the CPU: every part of issue 12's one-call check runs
 and its report holds what the issue asks for. What the numbers are on an accelerator is for the
 report to say, not for this test."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,18 +8,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, with_fast_compile
+from conftest import ROOT, load_script, with_fast_compile
 
 SECTIONS = ['environment', 'sweep', 'fused_vs_single', 'bf16_vs_f32', 'digits_run',
             'digits_resume', 'digits_eval']
-
-
-def load_script():
-  spec = importlib.util.spec_from_file_location(
-      'accelerator_check', os.path.join(ROOT, 'scripts', 'accelerator_check.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +35,7 @@ def test_every_part_runs_and_the_wrapper_says_where_the_report_is(run):
   assert report['mode'] == 'tiny' and report['complete'] and report['errors'] == 0
   assert list(report['sections']) == SECTIONS
   assert report['workdir'] == str(tmp / 'runs')
-  assert not list(load_script().errors(report['sections']))
+  assert not list(load_script('accelerator_check').errors(report['sections']))
   assert all(s['wall_s'] > 0 for s in report['sections'].values())
   environment = report['sections']['environment']
   assert environment['device_count'] >= 1 and environment['backend'] == 'cpu'
@@ -90,7 +81,7 @@ def test_digits_run_resume_and_evaluation(run):
 
 
 def test_a_missing_package_stops_it_in_one_line_naming_the_wheels(monkeypatch, capsys):
-  check = load_script()
+  check = load_script('accelerator_check')
   assert check.missing_packages(('json', 'no_such_module_here')) == ['no-such-module-here']
   monkeypatch.setattr(check, 'missing_packages', lambda: ['ml-collections', 'tensorboardX'])
   assert check.main(['--tiny']) == 2

@@ -1,28 +1,18 @@
 """gans.evaluation.coverage (and its CLI, scripts/class_coverage.py): the class histogram of a
 generator's samples as a classifier judges them, made from exactly the images gans.sampling
 gives the evaluation, and its entropy."""
-import importlib.util
 import json
 import math
-import os
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import load_script
 from gans import checkpoint, methods, trainer
 from gans.errors import UserError
 from gans.evaluation import coverage
 from gans.methods import classifier as classifier_lib
-
-
-def load_script():
-  spec = importlib.util.spec_from_file_location(
-      'class_coverage', os.path.join(ROOT, 'scripts', 'class_coverage.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope='module')
@@ -90,7 +80,7 @@ def test_coverage_labels_the_samples_the_evaluation_scores(runs):
 
 
 def test_the_command_prints_a_table_and_writes_json(runs, tmp_path, capsys):
-  script = load_script()
+  script = load_script('class_coverage')
   began, classifier = runs
   out = tmp_path / 'coverage.json'
   assert script.main(['--workdir', f'{began},{began}', '--classifier', classifier,

@@ -16,9 +16,14 @@ PROGRESS = ('M', 'k')
 TINY_MODEL = dict(resolution=8, n=8, h=8, z=8)
 
 
+def latent_prior(config):
+  del config
+  return 'uniform'  # spec §9 decision 5
+
+
 def truncated_latents(config, key, n, threshold):
   """Uniform latents conditioned on |z_i| <= threshold (gans/latents.py)."""
-  return latents.shrink_uniform(sample_latents(config, key, n), threshold)
+  return latents.truncate(latent_prior(config), key, sample_latents(config, key, n), threshold)
 
 
 METHOD = methods.Method(
@@ -32,5 +37,5 @@ METHOD = methods.Method(
     eval_sets=eval_sets, figures=figures.figures,
     # what sample.py --export saves and gans.load_generator runs; truncation and walks
     generator_variables=generator_variables, apply_generator=apply_generator,
-    latent_prior=lambda config: 'uniform', truncated_latents=truncated_latents)
+    latent_prior=latent_prior, truncated_latents=truncated_latents)
 __all__ = ['METHOD', 'defaults', 'gamma_figure', 'validate']

@@ -51,10 +51,7 @@ def latent_prior(config: ml_collections.ConfigDict):
 
 def truncated_latents(config: ml_collections.ConfigDict, key, n, threshold):
   """sample_latents conditioned on |z_i| <= threshold, for either prior (gans/latents.py)."""
-  z = sample_latents(config, key, n)
-  if config.coupled.latent_dist == 'normal':
-    return latents.truncate_normal(key, z, threshold)
-  return latents.shrink_uniform(z, threshold)
+  return latents.truncate(latent_prior(config), key, sample_latents(config, key, n), threshold)
 
 
 def checkpoint_scores(config: ml_collections.ConfigDict, state):
