@@ -108,18 +108,23 @@ def _quiet_abandoned_io():
 
 class Checkpointer:
 
-  def __init__(self, directory, config, keep=3, asynchronous=True, record=None, frozen=None):
+  def __init__(self, directory, config, keep=3, asynchronous=True, record=None, frozen=None,
+               read_only=False):
     """record: a JSON file, outside `directory`, naming the newest step known to be complete:
     what tells a run whose checkpoints were deleted from one that never completed any.
     frozen: {name: gans.models.frozen.Net} the run trains with, their digests recorded in
-    `config` (frozen.record_digests): a checkpoint recorded with other digests is refused."""
+    `config` (frozen.record_digests): a checkpoint recorded with other digests is refused.
+    read_only: for readers (eval, sampling, export) of a run that may still be training: they
+    neither delete its in-flight temporary checkpoint nor move aside one they cannot read."""
     _quiet_abandoned_io()
     self.config = json.loads(config.to_json())
     self.frozen = dict(frozen or {})
     self.directory = workdir_lib.absolute(directory)
+    self.read_only = read_only
     # create=False: a start that fails before its first save leaves no empty folder behind.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
-                                           cleanup_tmp_directories=True,
+                                           cleanup_tmp_directories=not read_only,
+                                           read_only=read_only,
                                            enable_async_checkpointing=asynchronous)
     self.manager = ocp.CheckpointManager(
         self.directory, options=options,
@@ -214,6 +219,10 @@ class Checkpointer:
   def _set_aside(self, step, error):
     """Move a damaged checkpoint to <step>.damaged (kept for inspection; not a step to orbax,
     so the run can save that step again)."""
+    if self.read_only:
+      logging.warning('checkpoint %d in %s cannot be read (%s); trying the one before', step,
+                      self.directory, _short(error))
+      return
     target = self.directory / f'{step}.damaged'
     if jax.process_index() == 0:
       target.rmtree(missing_ok=True)
@@ -292,6 +301,9 @@ class Checkpointer:
       logging.warning('%s', e)
     finally:
       self._saving = None
+      # orbax's close() leaves the clean-up of old temporary folders, started at construction,
+      # running; a process that exits before it ends gets a traceback from its thread.
+      self.manager._maybe_await_cleanup_tmp_directory()  # pylint: disable=protected-access
       self.manager.close()
       self.manager = None
 
@@ -314,7 +326,7 @@ def read_config(workdir) -> ml_collections.ConfigDict:
 def load(workdir, step=None):
   """(config, state) of a finished or running workdir, at `step` or its latest checkpoint."""
   config = read_config(workdir)
-  ckpt = Checkpointer(epath.Path(workdir) / 'checkpoints', config)
+  ckpt = Checkpointer(epath.Path(workdir) / 'checkpoints', config, read_only=True)
   try:
     available = ckpt.all_steps()
     if step is not None and step not in available:

@@ -224,3 +224,19 @@ def test_health_norms_are_the_networks_norms():
                                norm(jax.tree.map(np.subtract, now, old)), rtol=1e-4)
     assert metrics[f'{net}_grad_norm'] > 0
   np.testing.assert_allclose(metrics['g_ema_param_norm'], norm(new.g_ema), rtol=1e-5)
+
+
+def test_a_reader_leaves_a_training_runs_checkpoints_as_they_are(tmp_path):
+  """eval.py and sample.py read workdirs that may still be training: the save the trainer has
+  in flight (a temporary folder) must survive them, and so must a checkpoint they cannot read
+  (the trainer decides what is damaged). The reader falls back to the one before."""
+  workdir = str(tmp_path)
+  trainer.train(tiny_config(num_steps=20), workdir)
+  ckpts = os.path.join(workdir, 'checkpoints')
+  in_flight = os.path.join(ckpts, '30.orbax-checkpoint-tmp-1764000000000000')
+  shutil.copytree(os.path.join(ckpts, '20'), in_flight)
+  with open(largest_file(os.path.join(ckpts, '20', 'state')), 'r+b') as f:
+    f.truncate(100)
+  _, state = checkpoint.load(workdir)
+  assert int(state.step) == 10
+  assert os.path.isdir(in_flight) and steps_saved(workdir) == [10, 20]
