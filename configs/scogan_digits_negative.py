@@ -19,14 +19,12 @@ judges what it was trained to please would be circular; validation refuses the s
 CoGAN (shared) and the unshared baseline, and writes the table into docs/results.md.
 """
 from gans.methods import coupled
-from gans.models import frozen
 
-COUPLINGS = {'fr': ('fr',), 'sl_cc': ('sl', 'cc'), 'cc_fr': ('cc', 'fr'),
-             'fr_sl_cc': ('fr', 'sl', 'cc')}
+VARIANTS = ('fr', 'sl_cc', 'cc_fr', 'fr_sl_cc')
 
 
 def get_config(variant=''):
-  name, tiny = coupled.parse_variant(variant, tuple(COUPLINGS))
+  name, tiny = coupled.parse_variant(variant, VARIANTS)
   c = coupled.defaults('scogan')
   c.model.g_divisor = 8  # as cogan_digits_negative: D full width, G thin
   c.batch_size = 32
@@ -35,10 +33,5 @@ def get_config(variant=''):
   c.sample_every = 500
   c.checkpoint_every = 500
   c.eval.num_pairs = 2000
-  for reg in COUPLINGS[name or 'fr']:
-    c.reg[reg] = 10.0
-  c.reg.sl_classifier = 'runs/cls_neg' if c.reg.sl else ''
-  if tiny:
-    c.reg.sl_classifier = frozen.UNTRAINED if c.reg.sl else ''
-    return coupled.tiny(c)
-  return c
+  coupled.couple(c, name or 'fr', 'runs/cls_neg', tiny)
+  return coupled.tiny(c) if tiny else c

@@ -6,9 +6,9 @@ and `cc_fr`. SL needs a frozen classifier that knows both domains (§4 #20); poi
 reg.sl_classifier at its workdir. Pruned SVHN: --config.pair.prune_classifier=WORKDIR keeps the
 SVHN images that classifier gives max softmax >= pair.prune_min_confidence (0.4).
 
-  python train.py --config configs/classifier_svhn.py --workdir runs/classifier_svhn
+  python train.py --config configs/classifier_pair.py:mnist2svhn --workdir runs/cls_mnist_svhn
   python train.py --config configs/scogan_mnist_svhn.py:fr_sl --workdir runs/scogan_fr_sl \
-      --config.reg.sl_classifier=runs/classifier_svhn
+      --config.reg.sl_classifier=runs/cls_mnist_svhn
   (not timed: 25,000 steps, batch 128 per domain, two full 32x32 nets: minutes to an hour on one
   GPU by FLOP count (estimate); needs TFDS mnist and svhn_cropped prepared)
 
@@ -16,21 +16,15 @@ The `_tiny` variants (`tiny` = `fr_sl_tiny`) use an untrained classifier stand-i
 """
 from gans.data import pairs
 from gans.methods import coupled
-from gans.models import frozen
 
-COUPLINGS = {'fr_sl': ('fr', 'sl'), 'sl_cc': ('sl', 'cc'), 'cc_fr': ('cc', 'fr')}
+VARIANTS = ('fr_sl', 'sl_cc', 'cc_fr')
 
 
 def get_config(variant=''):
-  name, tiny = coupled.parse_variant(variant, tuple(COUPLINGS))
+  name, tiny = coupled.parse_variant(variant, VARIANTS)
   c = pairs.configure(coupled.defaults('scogan'), 'mnist2svhn')
-  for reg in COUPLINGS[name or 'fr_sl']:
-    c.reg[reg] = 10.0
-  c.reg.sl_classifier = 'runs/classifier_svhn'
+  coupled.couple(c, name or 'fr_sl', 'runs/cls_mnist_svhn', tiny)
   c.log_every = 100
   c.sample_every = 1000
   c.checkpoint_every = 2500
-  if tiny:
-    c.reg.sl_classifier = frozen.UNTRAINED
-    return coupled.tiny(c)
-  return c
+  return coupled.tiny(c) if tiny else c

@@ -1,5 +1,6 @@
 """scripts/reproduce.py's engine: a paper's runs are trained once per seed, resumed or skipped
 when the command is run again, scored once, and tabulated into their own section."""
+import functools
 import json
 
 import numpy as np
@@ -77,4 +78,26 @@ def test_every_paper_names_configs_that_load():
         config = run.load(judges, seed=3)
         assert config.seed == 3
         for key, value in run.overrides.items():
-          assert config[key.split('.')[0]][key.split('.')[1]] == judges.get(value[1:-1], value)
+          got = functools.reduce(lambda c, k: c[k], key.split('.'), config)
+          assert got == judges.get(str(value)[1:-1], value), (run.config, key)
+
+
+def test_coupled_runs_are_judged_by_a_classifier_of_their_own_pair():
+  """A judge trained on another pair (edges judged by a negatives classifier) scores nonsense,
+  and a judge that is also the SL classifier scores what it trained: every coupled run of
+  every scale has a judge of its pair's data, and SL (if on) reads another network."""
+  pair_of = lambda c: (c.data.name, c.data_b.name, c.pair.transform, c.pair.pad)
+  for scale in papers.SCALES:
+    for paper in papers.papers(scale).values():
+      judges = {name: f'/tmp/{name}' for name in paper.judges}
+      judge_configs = {f'/tmp/{n}': j.run.load({}, j.seed) for n, j in paper.judges.items()}
+      for row in paper.rows:
+        config = row.run.load(judges, seed=0)
+        if 'data_b' not in config:
+          continue
+        judge = config.eval.classifier
+        assert pair_of(judge_configs[judge]) == pair_of(config), (scale, row.name)
+        if config.reg.sl and scale != 'smoke':
+          assert config.reg.sl_classifier in judge_configs, (scale, row.name)
+          assert config.reg.sl_classifier != judge
+          assert pair_of(judge_configs[config.reg.sl_classifier]) == pair_of(config)

@@ -74,6 +74,22 @@ def defaults(method: str = 'cogan') -> ml_collections.ConfigDict:
   return c
 
 
+# The soft couplings the SCoGAN configs offer by name, each at the SCoGAN code's weight 10.
+COUPLINGS = {'fr': ('fr',), 'cc': ('cc',), 'fr_sl': ('fr', 'sl'), 'sl_cc': ('sl', 'cc'),
+             'cc_fr': ('cc', 'fr'), 'fr_sl_cc': ('fr', 'sl', 'cc'), 'weight_sim': ('weight_sim',)}
+
+
+def couple(c: ml_collections.ConfigDict, name: str, sl_classifier: str,
+           tiny_run: bool = False) -> ml_collections.ConfigDict:
+  """Turn on the couplings COUPLINGS[name]; SL reads `sl_classifier` (a workdir of
+  configs/classifier_pair.py), or an untrained stand-in in a tiny run."""
+  for reg in COUPLINGS[name]:
+    c.reg[reg] = 10.0
+  if c.reg.sl:
+    c.reg.sl_classifier = frozen.UNTRAINED if tiny_run else sl_classifier
+  return c
+
+
 def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """make_tiny, plus few evaluation pairs and translation steps."""
   config_lib.make_tiny(c)
