@@ -120,11 +120,10 @@ class Checkpointer:
     self.config = json.loads(config.to_json())
     self.frozen = dict(frozen or {})
     self.directory = workdir_lib.absolute(directory)
-    self.read_only = read_only
+    self.read_only = read_only  # (not orbax's read_only, which warns three times per open)
     # create=False: a start that fails before its first save leaves no empty folder behind.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
                                            cleanup_tmp_directories=not read_only,
-                                           read_only=read_only,
                                            enable_async_checkpointing=asynchronous)
     self.manager = ocp.CheckpointManager(
         self.directory, options=options,
