@@ -250,15 +250,15 @@ def _train(config, workdir) -> float:
   return spent
 
 
-def _judges(paper: Paper, root) -> dict:
-  """{name: workdir} of the paper's judges, trained (or resumed) first."""
-  out = {}
+def _judges(paper: Paper, root) -> tuple:
+  """({name: workdir}, seconds spent training them) of the paper's judges, trained first."""
+  out, seconds = {}, 0.0
   for name, judge in paper.judges.items():
     config = judge.run.config.removeprefix('configs/').replace('.py', '')
     workdir = epath.Path(root) / 'judges' / f'{_slug(config)}_seed{judge.seed}'
-    _train(judge.run.load({}, judge.seed), workdir)
+    seconds += _train(judge.run.load({}, judge.seed), workdir)
     out[name] = str(workdir)
-  return out
+  return out, seconds
 
 
 def reproduce(name: str, scale: str, root, results=None, log=print, paper=None) -> dict:
@@ -270,8 +270,8 @@ def reproduce(name: str, scale: str, root, results=None, log=print, paper=None) 
     if name not in table:
       raise UserError(f'unknown paper {name!r}; choose one of {", ".join(table)}')
     paper = table[name]
-  judges = _judges(paper, root)
-  scores, seconds = {}, 0.0
+  judges, seconds = _judges(paper, root)
+  scores = {}
   for row in paper.rows:
     scores[row.name] = {}
     for seed in paper.seeds:
@@ -305,7 +305,8 @@ def section(name, scale, paper: Paper, scores, judges, root, seconds, figures) -
            f'Scale `{scale}`, {len(paper.seeds)} seeds ({", ".join(map(str, paper.seeds))}); '
            f'mean +- sample std over seeds. Command (resumes if interrupted):', '',
            f'    python scripts/reproduce.py --paper {name} --scale {scale} --root {root}', '',
-           f'Hardware: {hardware}, jax {jax.__version__}. Training wall time, all runs: '
+           f'Hardware: {hardware}, jax {jax.__version__}. Training wall time, all runs and '
+           f'classifiers: '
            f'{seconds / 60:.1f} min. Written {datetime.date.today().isoformat()}.', '',
            '| experiment | ' + ' | '.join(h for _, h in paper.measures) + ' | paper |',
            '|---' * (len(paper.measures) + 2) + '|']
