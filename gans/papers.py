@@ -145,6 +145,7 @@ def papers(scale: str) -> dict:
   # about 2.5 h on 2 cores, so the CPU scale stops every coupled run at 500 steps (each at its
   # 500-step checkpoint) and each classifier at 500 (held-out accuracy 0.956, 0.958 at 2,000).
   short = {'num_steps': 500, 'sample_every': 250, 'checkpoint_every': 250} if scale == 'cpu' else {}
+  steps = short.get('num_steps', 2000)
   judged = {**short, 'eval.classifier': '{judge}'}
   classifier = lambda seed: Judge(Run(v('configs/classifier_pair.py:digits2negative'), short), seed)
   pair_judges = {'sl': classifier(0), 'judge': classifier(1)}
@@ -175,14 +176,17 @@ def papers(scale: str) -> dict:
       'cogan': Paper('CoGAN (Liu & Tuzel, NIPS 2016)', cogan_rows, PAIR, pair_scores,
                      {'judge': pair_judges['judge']}, seeds,
                      note="The paper's task B is MNIST and its negative; here the embedded "
-                          'digits (1,797 8x8 scans) and their negatives.'),
+                          'digits (1,797 8x8 scans) and their negatives, G at 1/8 width, '
+                          f'{steps} steps of 32 pairs.'),
       'scogan': Paper(
           'SCoGAN (soft-coupled GAN)',
           cogan_rows + tuple(Row(f'SCoGAN {n}', scogan(variant)) for n, variant in SCOGAN_ROWS),
           PAIR, pair_scores, pair_judges, seeds,
-          note='No SCoGAN report with numbers is public (spec coupled.md §3.1). SL uses a '
-               'classifier trained on both domains; pair agreement is judged by another one '
-               '(same recipe, another seed).'),
+          note='No SCoGAN report with numbers is public (spec coupled.md §3.1). Two unshared '
+               'GANs on one z, coupled only by the named regularisers (each at weight 10), on '
+               f'the CoGAN table\'s data, nets and {steps} steps. SL uses a classifier trained '
+               'on both domains; pair agreement is judged by another one (same recipe, another '
+               'seed).'),
   }
 
 
