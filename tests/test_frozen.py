@@ -92,9 +92,10 @@ def test_checkpoints_hold_no_frozen_arrays_and_the_config_their_digests(tmp_path
   saved_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
                     for shape, dtype in checkpoint._structure(saved).values())
   assert saved_bytes == _nbytes(state)  # the trained state's arrays, nothing else
-  on_disk = sum(f.stat().st_size for f in (tmp_path / 'checkpoints' / '5').rglob('*')
-                if f.is_file())
-  assert on_disk < _nbytes(state) + _nbytes(frozen_models.params(nets))
+  # The array data files (orbax's d/ folders; the ~150 kB of metadata beside them varies with
+  # how the asynchronous writes were split) have room for the state, not for the nets too.
+  data = sum(f.stat().st_size for f in (tmp_path / 'checkpoints' / '5').rglob('d/*'))
+  assert data < _nbytes(state) + _nbytes(frozen_models.params(nets)) / 2
   digests = {'sl_classifier_digest': frozen_models.array_digest(nets['sl'].params),
              'pl_net_digest': frozen_models.array_digest(nets['pl'].params)}
   for recorded in (saved_config['reg'],
