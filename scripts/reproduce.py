@@ -17,7 +17,8 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gans import cli  # noqa: E402  pylint: disable=g-import-not-at-top
 
-_PAPER = flags.DEFINE_list('paper', None, 'msggan, began, cogan and/or scogan.', required=True)
+_PAPER = flags.DEFINE_list('paper', None, 'msggan, began, cogan, scogan and/or scogan_edge.',
+                           required=True)
 _SCALE = flags.DEFINE_string('scale', 'cpu', 'smoke, cpu or paper.')
 _ROOT = flags.DEFINE_string('root', os.path.join('runs', 'reproduce'),
                             'Where the runs go (a path or a URL).')
