@@ -8,8 +8,9 @@ command), scores every run, keeps the scores beside it (score.json), and rewrite
 section of docs/results.md: mean +- std over seeds, the paper's number where it has one, the
 command, the hardware, the wall time and the date, and a sample sheet of each row.
 
-Scales: `cpu` fits a 2-core CPU in under an hour per paper (the embedded digits); `paper` is
-the paper's own setting, for an accelerator; `smoke` is the tiny configs, for tests.
+Scales: `cpu` fits a 2-core CPU in under an hour per paper (the embedded digits; MNIST for the
+scogan_mnist tables); `paper` is the paper's own setting, for an accelerator; `smoke` is the
+tiny configs, for tests.
 """
 import dataclasses
 import datetime
@@ -72,6 +73,7 @@ class Paper:
   judges: dict = dataclasses.field(default_factory=dict)  # name -> Judge
   seeds: tuple = (0, 1, 2)
   note: str = ''
+  flags: str = ''  # reproduce.py's flags beyond --paper/--scale/--root (the MNIST folder)
 
 
 # ---- measures -------------------------------------------------------------------------------
@@ -133,50 +135,84 @@ PAIR = (('pixel_agreement', 'pixel agreement'), ('pair_agreement', 'pair agreeme
 SCOGAN_ROWS = (('FR', 'fr'), ('SL+CC', 'sl_cc'), ('CC+FR', 'cc_fr'), ('FR+SL+CC', 'fr_sl_cc'))
 
 
-def papers(scale: str) -> dict:
-  """{paper: Paper} at `scale`."""
+COGAN_PAPER = {'negative': '0.967 +- 0.008 (pixel, MNIST)', 'edge': '0.952 +- 0.002 (pixel, MNIST)'}
+# The coupled tables train 18 GANs and 2 classifiers each: at the digits configs' 2,000 steps
+# that is about 2.5 h on 2 cores, so the CPU scale stops every coupled run at 500 steps (each at
+# its 500-step checkpoint) and each classifier at 500 (held-out accuracy 0.956, 0.958 at 2,000).
+CPU_STEPS = {'num_steps': 500, 'sample_every': 250, 'checkpoint_every': 250}
+# MNIST at the digits tables' size: the MNIST configs are the paper's full net at batch 128.
+CPU_MNIST = {'model.g_divisor': 8, 'batch_size': 32, 'eval.num_pairs': 2000}
+
+
+def _tiny(scale):
+  return ((lambda c: c + ('_tiny' if ':' in c else ':tiny')) if scale == 'smoke'
+          else (lambda c: c))
+
+
+def coupled_study(base: str, pair: str, scale: str, mnist: str = '') -> tuple:
+  """(judges, CoGAN rows, SCoGAN rows) of <base>2<pair> at `scale`, one builder for every table
+  of coupled runs: base is 'digits' (the embedded digits, CPU and smoke scales) or 'mnist'
+  (read from the IDX folder `mnist`, else TFDS mnist), pair 'negative' or 'edge'.
+
+  The judges are an SL classifier ('sl_<pair>') and another network of the same recipe judging
+  pair agreement ('judge_<pair>'); the rows are CoGAN (G 4 / D 3 shared), the unshared
+  baseline and the four SCoGAN couplings, every run judged by its own pair's judge."""
+  v = _tiny(scale)
+  data = {'data.name': 'idx', 'data.path': mnist} if base == 'mnist' and mnist else {}
+  if base == 'digits':  # the digits configs' pair is the negatives: swap the transform
+    cogan, scogan = 'configs/cogan_digits_negative.py', 'configs/scogan_digits_negative.py'
+    data.update({} if pair == 'negative' else {'pair.transform': pair})
+    suffix = {'negative': '', 'edge': ', edges'}[pair]
+  else:
+    cogan, scogan = f'configs/cogan_mnist_{pair}.py', f'configs/scogan_mnist_{pair}.py'
+    suffix = {('paper', 'negative'): ', task B, MNIST / negatives',
+              ('paper', 'edge'): ', task A, MNIST / edges'}.get((scale, pair), f', MNIST {pair}s')
+  steps = CPU_STEPS if scale == 'cpu' else {}
+  size = {**steps, **(CPU_MNIST if scale == 'cpu' and base == 'mnist' else {})}
+  classifier = Run(v(f'configs/classifier_pair.py:{base}2{pair}'), {**steps, **data})
+  sl, judge = f'sl_{pair}', f'judge_{pair}'
+
+  def run(config, coupling=''):
+    sl_on = 'sl' in coupling and scale != 'smoke'  # tiny configs use an untrained stand-in
+    return Run(v(config + (f':{coupling}' if coupling else '')),
+               {**size, **data, 'eval.classifier': f'{{{judge}}}',
+                **({'reg.sl_classifier': f'{{{sl}}}'} if sl_on else {})})
+
+  cogan_rows = (Row(f'CoGAN, G 4 / D 3 shared{suffix}', run(cogan), COGAN_PAPER[pair]),
+                Row(f'unshared baseline{suffix}', run(cogan, 'unshared')))
+  scogan_rows = tuple(Row(f'SCoGAN {name}{suffix}', run(scogan, coupling))
+                      for name, coupling in SCOGAN_ROWS)
+  return {sl: Judge(classifier, 0), judge: Judge(classifier, 1)}, cogan_rows, scogan_rows
+
+
+def _scogan(title, study, note, flags='') -> Paper:
+  judges, cogan_rows, scogan_rows = study
+  return Paper(f'SCoGAN (soft-coupled GAN): {title}', cogan_rows + scogan_rows, PAIR,
+               pair_scores, judges, note=note, flags=flags)
+
+
+def papers(scale: str, mnist: str = '') -> dict:
+  """{paper: Paper} at `scale`; `mnist` is a folder of the MNIST IDX files, which the MNIST
+  tables then read instead of TFDS's mnist (that one needs a download)."""
   if scale not in SCALES:
     raise UserError(f'unknown scale {scale!r}; choose one of {", ".join(SCALES)}')
+  flags = f'--mnist {mnist}' if mnist else ''
   if scale == 'paper':
-    return _paper_scale()
+    return _paper_scale(mnist, flags)
   seeds = (0, 1) if scale == 'smoke' else (0, 1, 2)
-  v = (lambda c: c + ('_tiny' if ':' in c else ':tiny')) if scale == 'smoke' else (lambda c: c)
-  # The coupled tables train 18 GANs and 2 classifiers: at the configs' 2,000 steps that is
-  # about 2.5 h on 2 cores, so the CPU scale stops every coupled run at 500 steps (each at its
-  # 500-step checkpoint) and each classifier at 500 (held-out accuracy 0.956, 0.958 at 2,000).
-  short = {'num_steps': 500, 'sample_every': 250, 'checkpoint_every': 250} if scale == 'cpu' else {}
-  steps = short.get('num_steps', 2000)
-  judged = {**short, 'eval.classifier': '{judge}'}
-
-  def pair_study(pair):
-    """(judges, CoGAN rows, SCoGAN rows) of digits2<pair>: the digits configs, whose pair is
-    the negatives, with the transform swapped."""
-    data = {} if pair == 'negative' else {'pair.transform': pair}
-    suffix = '' if pair == 'negative' else f', {pair}s'
-    classifier = lambda seed: Judge(Run(v(f'configs/classifier_pair.py:digits2{pair}'), short),
-                                    seed)
-
-    def run(config, sl=False):
-      return Run(v(config), {**judged, **data,
-                             **({'reg.sl_classifier': '{sl}'} if sl and scale != 'smoke' else {})})
-
-    cogan_rows = (Row(f'CoGAN, G 4 / D 3 shared{suffix}', run('configs/cogan_digits_negative.py'),
-                      {'negative': '0.967 +- 0.008 (pixel, MNIST)',
-                       'edge': '0.952 +- 0.002 (pixel, MNIST)'}[pair]),
-                  Row(f'unshared baseline{suffix}',
-                      run('configs/cogan_digits_negative.py:unshared')))
-    scogan_rows = tuple(Row(f'SCoGAN {n}{suffix}',
-                            run(f'configs/scogan_digits_negative.py:{variant}', 'sl' in variant))
-                        for n, variant in SCOGAN_ROWS)
-    return {'sl': classifier(0), 'judge': classifier(1)}, cogan_rows, scogan_rows
-
-  negatives, edges = pair_study('negative'), pair_study('edge')
+  v = _tiny(scale)
+  steps = CPU_STEPS.get('num_steps') if scale == 'cpu' else 2000
+  negatives, edges = (coupled_study('digits', pair, scale) for pair in ('negative', 'edge'))
+  mnist_negatives, mnist_edges = (coupled_study('mnist', pair, scale, mnist)
+                                  for pair in ('negative', 'edge'))
   digits_judge = {'digits': Judge(Run(v('configs/classifier_digits.py')))}
   scogan_note = ('No SCoGAN report with numbers is public (spec coupled.md §3.1). Two unshared '
                  'GANs on one z, coupled only by the named regularisers (each at weight 10), '
-                 f'with the CoGAN table\'s nets and {steps} steps, on the embedded digits and '
-                 'their {}. SL uses a classifier trained on both domains; pair agreement is '
-                 'judged by another one (same recipe, another seed).')
+                 f'with the CoGAN table\'s nets (G at 1/8 width), batch 32 per domain and '
+                 f'{steps} steps, on {{}}. SL uses a classifier trained on both domains; pair '
+                 'agreement is judged by another one (same recipe, another seed).')
+  mnist_data = ('the CoGAN paper\'s halves of MNIST train (28x28, padded to 32x32; '
+                f'{"IDX files" if mnist else "TFDS mnist"})')
   return {
       'msggan': Paper(
           'MSG-GAN (Karnewar & Wang, CVPR 2020)',
@@ -192,40 +228,27 @@ def papers(scale: str) -> dict:
           note='The paper shows gamma trading diversity for quality on faces and an IS of 5.62 '
                'on CIFAR-10; the CPU scale measures how many digit classes the samples cover.'),
       'cogan': Paper('CoGAN (Liu & Tuzel, NIPS 2016)', negatives[1], PAIR, pair_scores,
-                     {'judge': negatives[0]['judge']}, seeds,
+                     {'judge_negative': negatives[0]['judge_negative']}, seeds,
                      note="The paper's task B is MNIST and its negative; here the embedded "
                           'digits (1,797 8x8 scans) and their negatives, G at 1/8 width, '
                           f'{steps} steps of 32 pairs.'),
-      'scogan': Paper('SCoGAN (soft-coupled GAN): negatives', negatives[1] + negatives[2], PAIR,
-                      pair_scores, negatives[0], seeds, note=scogan_note.format('negatives')),
-      'scogan_edge': Paper('SCoGAN (soft-coupled GAN): edges', edges[1] + edges[2], PAIR,
-                           pair_scores, edges[0], seeds, note=scogan_note.format('edges')),
+      'scogan': _scogan('negatives', negatives,
+                        scogan_note.format('the embedded digits and their negatives')),
+      'scogan_edge': _scogan('edges', edges,
+                             scogan_note.format('the embedded digits and their edges')),
+      'scogan_mnist': _scogan('MNIST negatives', mnist_negatives,
+                              scogan_note.format(mnist_data + ' and their negatives'), flags),
+      'scogan_mnist_edge': _scogan('MNIST edges', mnist_edges,
+                                   scogan_note.format(mnist_data + ' and their edges'), flags),
   }
 
 
-def _paper_scale() -> dict:
-  """The papers' own settings (TFDS datasets, an accelerator, the Inception weights)."""
-  tasks = {'edge': ('task A, MNIST / edges', 'mnist_edge', 'mnist2edge', '0.952 +- 0.002'),
-           'neg': ('task B, MNIST / negatives', 'mnist_negative', 'mnist2negative',
-                   '0.967 +- 0.008')}
-  judges = {}
-  for task, (_, _, pair, _) in tasks.items():  # SL's classifier, and another one judging
-    judges[f'sl_{task}'] = Judge(Run(f'configs/classifier_pair.py:{pair}'))
-    judges[f'judge_{task}'] = Judge(Run(f'configs/classifier_pair.py:{pair}'), seed=1)
-
-  def coupled(task, config, variant=''):
-    sl = {'reg.sl_classifier': f'{{sl_{task}}}'} if 'sl' in variant else {}
-    return Run(f'configs/{config}.py' + (f':{variant}' if variant else ''),
-               {'eval.classifier': f'{{judge_{task}}}', **sl})
-
-  cogan_rows = {task: (Row(f'CoGAN, {title}', coupled(task, f'cogan_{data}'), number),
-                       Row(f'unshared baseline, {title}',
-                           coupled(task, f'cogan_{data}', 'unshared')))
-                for task, (title, data, _, number) in tasks.items()}
-  scogan_rows = {task: tuple(Row(f'SCoGAN {name}, {title}', coupled(task, f'scogan_{data}', v))
-                             for name, v in SCOGAN_ROWS)
-                 for task, (title, data, _, _) in tasks.items()}
-  of_task = lambda task: {n: j for n, j in judges.items() if n.endswith(task)}
+def _paper_scale(mnist, flags) -> dict:
+  """The papers' own settings (TFDS datasets or the MNIST IDX files, an accelerator, the
+  Inception weights)."""
+  edges, negatives = (coupled_study('mnist', pair, 'paper', mnist) for pair in ('edge', 'negative'))
+  note = ('The CoGAN paper\'s MNIST task with its full net, batch 128 and 25,000 steps; SL uses '
+          'a classifier trained on both domains, pair agreement another one.')
   return {
       'msggan': Paper('MSG-GAN (Karnewar & Wang, CVPR 2020)',
                       (Row('MSG-ProGAN, Oxford flowers 256', Run('configs/msggan_flowers256.py'),
@@ -234,15 +257,12 @@ def _paper_scale() -> dict:
       'began': Paper('BEGAN (Berthelot et al., 2017)',
                      (Row('BEGAN, CIFAR-10', Run('configs/began_cifar10.py'), 'IS 5.62'),),
                      INCEPTION, inception_scores, seeds=(0,)),
-      'cogan': Paper('CoGAN (Liu & Tuzel, NIPS 2016)', cogan_rows['edge'] + cogan_rows['neg'],
-                     PAIR, pair_scores,
-                     {n: j for n, j in judges.items() if n.startswith('judge')},
-                     seeds=(0, 1, 2, 3, 4)),
-      'scogan': Paper('SCoGAN (soft-coupled GAN): negatives',
-                      cogan_rows['neg'] + scogan_rows['neg'], PAIR, pair_scores, of_task('neg')),
-      'scogan_edge': Paper('SCoGAN (soft-coupled GAN): edges',
-                           cogan_rows['edge'] + scogan_rows['edge'], PAIR, pair_scores,
-                           of_task('edge')),
+      'cogan': Paper('CoGAN (Liu & Tuzel, NIPS 2016)', edges[1] + negatives[1], PAIR,
+                     pair_scores, {'judge_edge': edges[0]['judge_edge'],
+                                   'judge_negative': negatives[0]['judge_negative']},
+                     seeds=(0, 1, 2, 3, 4), flags=flags),
+      'scogan': _scogan('negatives', negatives, note, flags),
+      'scogan_edge': _scogan('edges', edges, note, flags),
   }
 
 
@@ -284,12 +304,13 @@ def _judges(paper: Paper, root) -> tuple:
   return out, seconds
 
 
-def reproduce(name: str, scale: str, root, results=None, log=print, paper=None) -> dict:
-  """Train, score and tabulate one paper (`paper`, or papers(scale)[name]); returns
+def reproduce(name: str, scale: str, root, results=None, log=print, paper=None,
+              mnist='') -> dict:
+  """Train, score and tabulate one paper (`paper`, or papers(scale, mnist)[name]); returns
   {row: {seed: scores}} and rewrites its section of `results` (default docs/results.md)
   unless results is ''."""
   if paper is None:
-    table = papers(scale)
+    table = papers(scale, mnist)
     if name not in table:
       raise UserError(f'unknown paper {name!r}; choose one of {", ".join(table)}')
     paper = table[name]
@@ -327,7 +348,8 @@ def section(name, scale, paper: Paper, scores, judges, root, seconds, figures) -
   lines = [f'## {paper.title}', '', paper.note, '',
            f'Scale `{scale}`, {len(paper.seeds)} seeds ({", ".join(map(str, paper.seeds))}); '
            f'mean +- sample std over seeds. Command (resumes if interrupted):', '',
-           f'    python scripts/reproduce.py --paper {name} --scale {scale} --root {root}', '',
+           f'    python scripts/reproduce.py --paper {name} --scale {scale} --root {root} '
+           f'{paper.flags}'.rstrip(), '',
            f'Hardware: {hardware}, jax {jax.__version__}. Training wall time, all runs and '
            f'classifiers: '
            f'{seconds / 60:.1f} min. Written {datetime.date.today().isoformat()}.', '',

@@ -1,6 +1,7 @@
 """scripts/reproduce.py's engine: a paper's runs are trained once per seed, resumed or skipped
 when the command is run again, scored once, and tabulated into their own section."""
 import functools
+import itertools
 import json
 
 import numpy as np
@@ -71,8 +72,8 @@ def test_unknown_paper_or_scale_is_one_line():
 def test_every_paper_names_configs_that_load():
   """Every row and judge of every scale is a config file that exists and loads with its
   overrides (judge names resolved), so a typo is found here, not an hour into a run."""
-  for scale in papers.SCALES:
-    for paper in papers.papers(scale).values():
+  for scale, mnist in itertools.product(papers.SCALES, ('', '/data/mnist')):
+    for paper in papers.papers(scale, mnist).values():
       judges = {name: f'/tmp/{name}' for name in paper.judges}
       for run in [r.run for r in paper.rows] + [j.run for j in paper.judges.values()]:
         config = run.load(judges, seed=3)
@@ -87,8 +88,8 @@ def test_coupled_runs_are_judged_by_a_classifier_of_their_own_pair():
   and a judge that is also the SL classifier scores what it trained: every coupled run of
   every scale has a judge of its pair's data, and SL (if on) reads another network."""
   pair_of = lambda c: (c.data.name, c.data_b.name, c.pair.transform, c.pair.pad)
-  for scale in papers.SCALES:
-    for paper in papers.papers(scale).values():
+  for scale, mnist in itertools.product(papers.SCALES, ('', '/data/mnist')):
+    for paper in papers.papers(scale, mnist).values():
       judges = {name: f'/tmp/{name}' for name in paper.judges}
       judge_configs = {f'/tmp/{n}': j.run.load({}, j.seed) for n, j in paper.judges.items()}
       for row in paper.rows:
