@@ -102,3 +102,26 @@ def test_coupled_runs_are_judged_by_a_classifier_of_their_own_pair():
           assert config.reg.sl_classifier in judge_configs, (scale, row.name)
           assert config.reg.sl_classifier != judge
           assert pair_of(judge_configs[config.reg.sl_classifier]) == pair_of(config)
+
+
+def test_the_mnist_tables_are_the_digits_tables_on_mnist_read_from_the_idx_folder():
+  """At CPU scale scogan_mnist(_edge) is scogan(_edge) with MNIST in place of the digits: each
+  run has its digits row's nets, size, schedule and coupling (the MNIST configs alone are the
+  paper's batch 128 and 25k steps, days on a CPU), and every run and judge reads the IDX folder
+  that the page's command names (TFDS's mnist would need a download)."""
+  table = papers.papers('cpu', '/data/mnist')
+  for digits, mnist in (('scogan', 'scogan_mnist'), ('scogan_edge', 'scogan_mnist_edge')):
+    d, m = table[digits], table[mnist]
+    assert len(d.rows) == len(m.rows) == 6
+    fake = lambda paper: {n: f'/tmp/{n}' for n in paper.judges}
+    for digits_row, mnist_row in zip(d.rows, m.rows):
+      a, b = digits_row.run.load(fake(d), 0), mnist_row.run.load(fake(m), 0)
+      for block in ('model', 'coupled', 'optim', 'reg', 'pair', 'eval'):
+        assert a[block].to_dict() == b[block].to_dict(), (mnist_row.name, block)
+      assert (a.batch_size, a.num_steps) == (b.batch_size, b.num_steps) == (32, 500)
+      assert (b.data.name, b.data.path) == ('idx', '/data/mnist')
+    for judge in m.judges.values():
+      c = judge.run.load({}, judge.seed)
+      assert (c.data.name, c.data.path, c.num_steps) == ('idx', '/data/mnist', 500)
+    text = papers.section(mnist, 'cpu', m, {r.name: {} for r in m.rows}, {}, '/r', 60.0, [])
+    assert f'--paper {mnist} --scale cpu --root /r --mnist /data/mnist\n' in text
