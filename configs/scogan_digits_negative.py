@@ -25,13 +25,6 @@ VARIANTS = ('fr', 'sl_cc', 'cc_fr', 'fr_sl_cc')
 
 def get_config(variant=''):
   name, tiny = coupled.parse_variant(variant, VARIANTS)
-  c = coupled.defaults('scogan')
-  c.model.g_divisor = 8  # as cogan_digits_negative: D full width, G thin
-  c.batch_size = 32
-  c.num_steps = 2000
-  c.log_every = 50
-  c.sample_every = 500
-  c.checkpoint_every = 500
-  c.eval.num_pairs = 2000
+  c = coupled.cpu_size(coupled.defaults('scogan'))
   coupled.couple(c, name or 'fr', 'runs/cls_neg', tiny)
   return coupled.tiny(c) if tiny else c

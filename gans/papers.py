@@ -140,7 +140,8 @@ COGAN_PAPER = {'negative': '0.967 +- 0.008 (pixel, MNIST)', 'edge': '0.952 +- 0.
 # that is about 2.5 h on 2 cores, so the CPU scale stops every coupled run at 500 steps (each at
 # its 500-step checkpoint) and each classifier at 500 (held-out accuracy 0.956, 0.958 at 2,000).
 CPU_STEPS = {'num_steps': 500, 'sample_every': 250, 'checkpoint_every': 250}
-# MNIST at the digits tables' size: the MNIST configs are the paper's full net at batch 128.
+# MNIST at the digits tables' size (coupled.cpu_size): the MNIST configs are the paper's
+# full net at batch 128.
 CPU_MNIST = {'model.g_divisor': 8, 'batch_size': 32, 'eval.num_pairs': 2000}
 
 
