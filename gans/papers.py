@@ -281,16 +281,19 @@ def run_dir(root, row: Row, seed) -> epath.Path:
 
 
 def _train(config, workdir) -> float:
-  """Train (or resume, or find finished) a run; returns the seconds spent training it in total
-  (kept in workdir/reproduce_time.json across interruptions)."""
-  from gans import trainer  # pylint: disable=g-import-not-at-top
+  """Train (or resume) a run; returns the seconds spent training it in total (kept in
+  workdir/reproduce_time.json across interruptions, with the step reached: a run recorded
+  finished is not opened again, so rerunning a paper adds nothing to its wall time)."""
+  from gans import parallel, trainer  # pylint: disable=g-import-not-at-top
   workdir = epath.Path(workdir)
   record = workdir / 'reproduce_time.json'
-  spent = json.loads(record.read_text())['seconds'] if record.exists() else 0.0
+  saved = json.loads(record.read_text()) if record.exists() else {'seconds': 0.0}
+  if saved.get('step') == config.num_steps:
+    return saved['seconds']
   t0 = time.time()
-  trainer.train(config, str(workdir))
-  spent += time.time() - t0
-  record.write_text(json.dumps({'seconds': spent}))
+  state = trainer.train(config, str(workdir))
+  spent = saved['seconds'] + time.time() - t0
+  record.write_text(json.dumps({'seconds': spent, 'step': int(parallel.to_host(state.step))}))
   return spent
 
 

@@ -55,9 +55,11 @@ def test_running_it_again_trains_and_scores_nothing(reproduced):
   workdir = papers.run_dir(root / 'runs', paper.rows[0], 0)
   (workdir / 'score.json').write_text(json.dumps({'pixel_agreement': 0.5}))
   steps = sorted(p.name for p in (workdir / 'checkpoints').iterdir())
+  seconds = (workdir / 'reproduce_time.json').read_text()
   again = papers.reproduce('tiny', 'smoke', root / 'runs', results, paper=paper)
   assert again['tiny CoGAN'][0] == {'pixel_agreement': 0.5}  # cached, not recomputed
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == steps
+  assert (workdir / 'reproduce_time.json').read_text() == seconds  # the page's time stays
   mean = np.mean([0.5, scores['tiny CoGAN'][1]['pixel_agreement']])
   assert f'| tiny CoGAN | {mean:.3f} +- ' in results.read_text()
 
