@@ -27,6 +27,7 @@ from etils import epath
 
 from gans import config as config_lib
 from gans.errors import UserError
+from gans.methods import coupled
 
 REPO = epath.Path(__file__).parent.parent
 SCALES = ('smoke', 'cpu', 'paper')
@@ -140,9 +141,8 @@ COGAN_PAPER = {'negative': '0.967 +- 0.008 (pixel, MNIST)', 'edge': '0.952 +- 0.
 # that is about 2.5 h on 2 cores, so the CPU scale stops every coupled run at 500 steps (each at
 # its 500-step checkpoint) and each classifier at 500 (held-out accuracy 0.956, 0.958 at 2,000).
 CPU_STEPS = {'num_steps': 500, 'sample_every': 250, 'checkpoint_every': 250}
-# MNIST at the digits tables' size (coupled.cpu_size): the MNIST configs are the paper's
-# full net at batch 128.
-CPU_MNIST = {'model.g_divisor': 8, 'batch_size': 32, 'eval.num_pairs': 2000}
+# MNIST at the digits tables' size: the MNIST configs are the paper's full net at batch 128.
+CPU_MNIST = {k: coupled.CPU_SIZE[k] for k in ('model.g_divisor', 'batch_size', 'eval.num_pairs')}
 
 
 def _tiny(scale):
@@ -162,7 +162,8 @@ def coupled_study(base: str, pair: str, scale: str, mnist: str = '') -> tuple:
   data = {'data.name': 'idx', 'data.path': mnist} if base == 'mnist' and mnist else {}
   if base == 'digits':  # the digits configs' pair is the negatives: swap the transform
     cogan, scogan = 'configs/cogan_digits_negative.py', 'configs/scogan_digits_negative.py'
-    data.update({} if pair == 'negative' else {'pair.transform': pair})
+    if pair != 'negative':
+      data['pair.transform'] = pair
     suffix = {'negative': '', 'edge': ', edges'}[pair]
   else:
     cogan, scogan = f'configs/cogan_mnist_{pair}.py', f'configs/scogan_mnist_{pair}.py'

@@ -18,8 +18,8 @@ import jax
 import ml_collections
 
 from gans import latents, methods
-from gans.methods.coupled.config import (COUPLINGS, couple, cpu_size, defaults, parse_variant,
-                                         tiny, validate)
+from gans.methods.coupled.config import (COUPLINGS, CPU_SIZE, couple, cpu_size, defaults,
+                                         parse_variant, tiny, validate)
 from gans.methods.coupled import figures, step
 from gans.methods.coupled.step import (apply_generator, build_models, example_spec, flops,
                                        generate, generator_variables, image_shape, init_state,
@@ -79,6 +79,6 @@ _COUPLED = dict(
 COGAN = methods.Method(name='cogan', defaults=functools.partial(defaults, 'cogan'), **_COUPLED)
 SCOGAN = methods.Method(name='scogan', defaults=functools.partial(defaults, 'scogan'),
                         **_COUPLED)
-__all__ = ['COGAN', 'COUPLINGS', 'SCOGAN', 'build_models', 'couple', 'cpu_size', 'defaults',
-           'example_spec', 'generate', 'image_shape', 'init_state', 'parse_variant',
+__all__ = ['COGAN', 'COUPLINGS', 'CPU_SIZE', 'SCOGAN', 'build_models', 'couple', 'cpu_size',
+           'defaults', 'example_spec', 'generate', 'image_shape', 'init_state', 'parse_variant',
            'sample_latents', 'sources', 'tiny', 'train_step', 'validate']
