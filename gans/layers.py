@@ -1,4 +1,5 @@
-"""Shared model building blocks: equalized-lr convs, PixelNorm, minibatch stddev, resampling.
+"""Shared model building blocks: equalized-lr convs, PixelNorm, minibatch stddev, resampling,
+transposed convs.
 
 Parameters are kept in float32; every layer casts its kernel and input to the module's `dtype`
 at the point of use, so bfloat16 compute costs nothing in optimizer precision. Layouts are NHWC.
@@ -241,6 +242,111 @@ def avg_pool(x, factor=2):
   return x.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
+@jax.custom_vjp
+def max_pool(x):
+  """2x2 max pooling, stride 2 (flax's nn.max_pool(x, (2, 2), (2, 2)); an odd last row or column
+  is dropped), whose gradient goes to the first maximum of each window, as in reduce_window's
+  select-and-scatter and PyTorch's MaxPool2d.
+
+  Written as a reshape because XLA:CPU lowers select-and-scatter to iota, reduce-window and
+  scatter loops that cost a LeNet discriminator's step more than its convolutions do.
+  """
+  return _max_pool_windows(x).max(axis=-1)
+
+
+def _max_pool_windows(x):
+  b, h, w, c = x.shape
+  x = x[:, :h - h % 2, :w - w % 2]
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4)
+  return x.reshape(b, h // 2, w // 2, c, 4)
+
+
+def _max_pool_fwd(x):
+  windows = _max_pool_windows(x)
+  first = jax.nn.one_hot(jnp.argmax(windows, axis=-1), 4, dtype=x.dtype)
+  return windows.max(axis=-1), (first, x.shape)
+
+
+def _max_pool_bwd(saved, g):
+  first, (b, h, w, c) = saved
+  g = (g[..., None] * first).reshape(b, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+  g = g.reshape(b, h - h % 2, w - w % 2, c)
+  return (jnp.pad(g, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
 def image_pyramid(x, depth):
   """[4x4, 8x8, ..., full] of a full-resolution batch, each scale pooled directly from x."""
   return [avg_pool(x, 2 ** (depth - 1 - s)) for s in range(depth)]
+
+
+def _transpose_pads(k, s, padding):
+  """lax.conv_transpose's (low, high) padding of the dilated input along one dimension."""
+  if padding == 'SAME':
+    low = k - 1 if s > k - 1 else -(-(k + s - 2) // 2)
+    return low, k + s - 2 - low
+  if padding == 'VALID':
+    return k - 1, s - 1 + max(k - s, 0)
+  return padding
+
+
+def _phases(n, k, s, padding):
+  """Along one dimension of a transposed conv: for each output phase r (rows s*q + r), the
+  first kernel tap it reads and the padding of a stride-1 conv of the input by taps
+  first, first + s, ... (empty where it reads none); and the output length."""
+  low, high = _transpose_pads(k, s, padding)
+  out = (n - 1) * s + 1 + low + high - k + 1
+  phases = []
+  for r in range(s):
+    taps = [t for t in range(k) if (r + t - low) % s == 0]
+    offset = (r + taps[0] - low) // s if taps else 0
+    phases.append(taps and (taps[0], (-offset, -(-out // s) - n + offset + len(taps) - 1)))
+  return phases, out
+
+
+def conv_transpose(x, kernel, strides, padding):
+  """lax.conv_transpose (NHWC, HWIO, kernel not flipped), on CPU as s*s stride-1 convs.
+
+  XLA:CPU runs the kernel gradient of a strided transposed conv (an rhs-dilated convolution) on
+  a generic loop, 5-10x slower than computing each output phase as a stride-1 conv of the
+  undilated input by the kernel taps that phase reads, then interleaving the phases: the same
+  products and sums, so the same result to float32 rounding, and the same gradient bytes to
+  all-reduce. Accelerators keep lax.conv_transpose, which their libraries run natively.
+  """
+  if jax.default_backend() != 'cpu' or tuple(strides) == (1, 1):
+    return jax.lax.conv_transpose(x, kernel, strides, padding,
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  if isinstance(padding, str):
+    padding = [padding] * 2
+  (sh, sw), (b, c) = strides, (x.shape[0], kernel.shape[-1])
+  rows, out_h = _phases(x.shape[1], kernel.shape[0], sh, padding[0])
+  cols, out_w = _phases(x.shape[2], kernel.shape[1], sw, padding[1])
+  qh, qw = -(-out_h // sh), -(-out_w // sw)
+  conv = lambda row, col: jax.lax.conv_general_dilated(
+      x, kernel[row[0]::sh, col[0]::sw], (1, 1), (row[1], col[1]),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y = jnp.stack([jnp.stack([conv(row, col) if row and col else jnp.zeros((b, qh, qw, c), x.dtype)
+                            for col in cols], 3) for row in rows], 2)
+  return y.reshape(b, qh * sh, qw * sw, c)[:, :out_h, :out_w]
+
+
+class ConvTranspose(nn.Module):
+  """flax.linen.ConvTranspose's parameters, names and arithmetic (so checkpoints carry over),
+  computed by `conv_transpose`."""
+  features: int
+  kernel_size: tuple
+  strides: tuple = (1, 1)
+  padding: Any = 'SAME'
+  kernel_init: Any = nn.initializers.lecun_normal()
+  bias_init: Any = nn.initializers.zeros
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    return conv_transpose(x, kernel, self.strides, self.padding) + bias

@@ -314,3 +314,81 @@ def test_bfloat16_keeps_float32_params():
   y32 = layers.EqConv(8).apply(v, x)
   assert y16.dtype == jnp.bfloat16 and y32.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(y16, np.float32), y32, rtol=0.05, atol=0.05)
+
+
+def np_conv_transpose(x, w, s, low, high):
+  """lax.conv_transpose's definition: every input pixel scatters x * kernel into an output
+  laid out as the stride-dilated input padded by (low, high) and correlated with w."""
+  b, h, wd, _ = x.shape
+  k = w.shape[0]
+  size = lambda n: (n - 1) * s + 1 + low + high - k + 1
+  out = np.zeros((b, size(h), size(wd), w.shape[3]))
+  for i in range(h):
+    for j in range(wd):
+      for ty in range(k):
+        for tx in range(k):
+          oy, ox = s * i + low - ty, s * j + low - tx
+          if 0 <= oy < out.shape[1] and 0 <= ox < out.shape[2]:
+            out[:, oy, ox] += x[:, i, j] @ w[ty, tx]
+  return out
+
+
+@pytest.mark.parametrize('k,s,padding,pads', [
+    (3, 2, 'SAME', (2, 1)), (4, 2, 'SAME', (2, 2)), (3, 2, ((1, 1),) * 2, (1, 1)),
+    (5, 2, 'VALID', (4, 4)), (3, 3, 'SAME', (2, 2)), (6, 1, 'SAME', (3, 2)),
+    (1, 2, 'VALID', (0, 1))])  # the last: phase 1 reads no tap
+def test_conv_transpose_matches_numpy_and_lax_with_its_gradients(k, s, padding, pads):
+  rng = np.random.RandomState(0)
+  x = rng.randn(2, 5, 4, 3).astype(np.float32)  # odd and non-square: every phase and crop
+  w = rng.randn(k, k, 3, 2).astype(np.float32)
+  y = layers.conv_transpose(jnp.asarray(x), jnp.asarray(w), (s, s), padding)
+  np.testing.assert_allclose(y, np_conv_transpose(x, w, s, *pads), rtol=RTOL, atol=1e-4)
+  ref = lambda x, w: jax.lax.conv_transpose(x, w, (s, s), padding,
+                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  cotangent = rng.randn(*y.shape).astype(np.float32)
+  loss = lambda f: jax.grad(lambda x, w: jnp.sum(f(x, w) * cotangent), (0, 1))(x, w)
+  mine = lambda x, w: layers.conv_transpose(x, w, (s, s), padding)
+  for got, want in zip(loss(mine), loss(ref)):
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-4)
+
+
+def test_conv_transpose_module_has_flaxs_parameters_and_outputs():
+  import flax.linen as nn
+  x = jnp.asarray(np.random.RandomState(0).randn(2, 4, 4, 3), jnp.float32)
+  init = dict(kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.constant(0.1))
+  ours, flax_ = (cls(5, (3, 3), (2, 2), 'SAME', **init)
+                 for cls in (layers.ConvTranspose, nn.ConvTranspose))
+  v_ours, v_flax = ours.init(jax.random.key(1), x), flax_.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v_ours, v_flax)
+  np.testing.assert_allclose(ours.apply(v_ours, x), flax_.apply(v_flax, x), rtol=RTOL, atol=1e-6)
+
+
+def np_max_pool_and_grad(x, g):
+  """2x2 max pooling and its gradient, which goes to the first maximum in row-major order."""
+  b, h, w, c = x.shape
+  out, dx = np.zeros((b, h // 2, w // 2, c)), np.zeros_like(x)
+  for n in range(b):
+    for i in range(h // 2):
+      for j in range(w // 2):
+        for ch in range(c):
+          window = x[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2, ch].reshape(-1)
+          first = int(np.argmax(window))
+          out[n, i, j, ch] = window[first]
+          dx[n, 2 * i + first // 2, 2 * j + first % 2, ch] = g[n, i, j, ch]
+  return out, dx
+
+
+@pytest.mark.parametrize('hw', [(6, 6), (5, 7)])
+def test_max_pool_and_its_gradient_to_the_first_maximum(hw):
+  rng = np.random.RandomState(0)
+  x = rng.randn(2, *hw, 3).astype(np.float32)
+  x[0, :4, :4, 0] = 0.5  # ties, as a conv of a flat background makes them
+  x[1, 0, 1, 1] = x[1, 1, 0, 1] = x[1, 0, 0, 1] + 1  # two maxima, neither the first pixel
+  g = rng.randn(2, hw[0] // 2, hw[1] // 2, 3).astype(np.float32)
+  y, vjp = jax.vjp(layers.max_pool, jnp.asarray(x))
+  want_y, want_dx = np_max_pool_and_grad(x, g)
+  np.testing.assert_array_equal(y, want_y)
+  np.testing.assert_array_equal(vjp(jnp.asarray(g))[0], want_dx)
+  import flax.linen as nn  # and flax's reduce_window (select-and-scatter) agrees
+  y, vjp = jax.vjp(lambda x: nn.max_pool(x, (2, 2), (2, 2)), jnp.asarray(x))
+  np.testing.assert_array_equal(vjp(jnp.asarray(g))[0], want_dx)

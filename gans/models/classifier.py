@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gans import layers
+
 CONV_TAPS = tuple(f'conv{i}' for i in range(6))
 
 
@@ -30,7 +32,7 @@ class Classifier(nn.Module):
       ch = self.width * 2 ** i
       for j in (2 * i, 2 * i + 1):
         x = taps[f'conv{j}'] = nn.relu(nn.Conv(ch, (3, 3), name=f'Conv_{j}')(x))
-      x = nn.max_pool(x, (2, 2), (2, 2)) if x.shape[1] > 1 else x
+      x = layers.max_pool(x) if x.shape[1] > 1 else x
     f = taps['fc'] = nn.relu(nn.Dense(self.feature_size, name='Dense_0')(x.reshape(x.shape[0], -1)))
     logits = nn.Dense(self.num_classes, name='Dense_1')(f)
     return (logits, taps) if features else logits

@@ -79,7 +79,7 @@ class Block(nn.Module):
       layers.count_flops(2 * rows * cin * x[0].size)
     elif spec.kind == 'convT':  # counted as the products it needs: each input pixel times k^2
       layers.count_flops(2 * math.prod(x.shape[:3]) * spec.kernel ** 2 * cin * spec.features)
-      x = nn.ConvTranspose(spec.features, k, (spec.stride,) * 2, padding=spec.padding, **dense)(x)
+      x = layers.ConvTranspose(spec.features, k, (spec.stride,) * 2, spec.padding, **dense)(x)
     elif spec.kind == 'conv':
       x = nn.Conv(spec.features, k, (spec.stride,) * 2, padding=spec.padding, **dense)(x)
       layers.count_flops(2 * math.prod(x.shape[:3]) * spec.kernel ** 2 * cin * spec.features)
@@ -90,7 +90,7 @@ class Block(nn.Module):
     else:
       raise ValueError(spec.kind)
     if spec.pool:
-      x = nn.max_pool(x, (2, 2), (2, 2))
+      x = layers.max_pool(x)
     if spec.bn:  # learned shift, no learned scale (Caffe BatchNorm + Bias; spec §2.2)
       x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=self.bn_momentum,
                        epsilon=1e-5, dtype=self.dtype)(x)

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from gans import layers
 from gans.errors import UserError
 
 BLOCKS = (2, 2, 4, 4, 4)
@@ -46,7 +47,7 @@ class VGG19(nn.Module):
     last = max(LAYERS.index(name) for name in self.wanted)
     for b, (n, width) in enumerate(zip(BLOCKS, WIDTHS)):
       if b:
-        x = nn.max_pool(x, (2, 2), (2, 2)) if x.shape[1] > 1 else x
+        x = layers.max_pool(x) if x.shape[1] > 1 else x
       for i in range(n):
         name = f'block{b + 1}_conv{i + 1}'
         x = nn.relu(nn.Conv(max(1, width // self.width_divisor), (3, 3), name=name)(x))
